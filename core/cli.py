@@ -1,0 +1,95 @@
+"""The ``geoanomaly`` command line: one sub-command per job.
+
+Each module in :mod:`core.commands` is one sub-command. It defines::
+
+    NAME = "detect"                       # the sub-command's name
+    HELP = "one line for --help"
+    def add_arguments(parser): ...        # its options (argparse)
+    def run(args, progress) -> int: ...   # does the job; returns the exit code
+
+and is found automatically, so adding a command never edits this file.
+Common options (``--progress``, ``--debug``) are added here.
+
+Errors: a :class:`core.errors.GeoAnomalyError` is reported as one line
+(``geoanomaly: error: ...``, or a JSON ``error`` event) with exit code 2;
+any other exception is reported the same way as an internal error, with the
+traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+import traceback
+from collections.abc import Sequence
+
+import core.commands
+from core.errors import CancelledError, GeoAnomalyError
+from core.progress import Progress
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    parser = argparse.ArgumentParser(
+        prog="geoanomaly",
+        description="Geochemical anomaly detection and mineral prospectivity mapping.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = {}
+    for info in sorted(pkgutil.iter_modules(core.commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"core.commands.{info.name}")
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        add_common_arguments(command)
+        module.add_arguments(command)
+        modules[module.NAME] = module
+    return parser, modules
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress", choices=["auto", "bar", "plain", "json", "none"], default="auto",
+        help="progress display: a bar on a terminal (auto), or one JSON object per line (json) for the QGIS plugin",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of internal errors")
+
+
+class _ArgumentParserExit(Exception):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Keep BLAS/torch from oversubscribing small machines unless the user chose.
+    os.environ.setdefault("KMP_WARNINGS", "0")
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    progress = Progress(mode=args.progress)
+    try:
+        return int(modules[args.command].run(args, progress) or 0)
+    except CancelledError:
+        progress.error("cancelled; no output was written", exit_code=CancelledError.exit_code)
+        return CancelledError.exit_code
+    except KeyboardInterrupt:
+        progress.error("interrupted; no output was written", exit_code=130)
+        return 130
+    except GeoAnomalyError as exc:
+        progress.error(str(exc), exit_code=exc.exit_code)
+        return exc.exit_code
+    except MemoryError:
+        progress.error("out of memory: try a smaller batch size, fewer neighbours or a coarser cell size", exit_code=3)
+        return 3
+    except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
+        if args.debug:
+            traceback.print_exc()
+        progress.error(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for details)", exit_code=1)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

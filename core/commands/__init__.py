@@ -1,0 +1,1 @@
+"""Sub-commands of ``geoanomaly``; each module is one command (see :mod:`core.cli`)."""

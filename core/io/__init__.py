@@ -1,0 +1,1 @@
+"""Reading and writing samples, deposits and rasters, keeping georeferencing with the data."""

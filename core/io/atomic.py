@@ -1,0 +1,95 @@
+"""Outputs that appear whole or not at all.
+
+A run writes into a hidden staging folder beside the output folder and moves
+each finished file into place only when the whole run succeeded. A failed,
+cancelled or killed run leaves the output folder as it was (at worst a hidden
+``.NAME.partial-PID`` folder beside it, removed on the next run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+from core.errors import CancelledError, OutputNotWritableError
+
+
+@contextlib.contextmanager
+def atomic_output_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a staging folder; on success move its contents into ``out_dir``.
+
+    Files already in ``out_dir`` with the same names are replaced; others are
+    left alone.
+    """
+    out = Path(out_dir).expanduser().resolve()
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputNotWritableError(f"cannot create the output folder's parent {parent}: {exc.strerror}") from exc
+    if out.exists() and not out.is_dir():
+        raise OutputNotWritableError(f"output path {out} exists and is not a folder")
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise OutputNotWritableError(f"output folder {out} is not writable")
+    for stale in parent.glob(f".{out.name}.partial-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or not _process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    staging = parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    previous = _install_sigterm_handler()
+    try:
+        yield staging
+        out.mkdir(exist_ok=True)
+        for item in staging.iterdir():
+            target = out / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def atomic_write_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
+    """Yield a temporary file name beside ``path``; rename onto it on success."""
+    return _atomic_file(Path(path))
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _install_sigterm_handler():
+    """Turn SIGTERM (the plugin's Cancel) into an exception so staging is removed."""
+
+    def _handler(signum, frame):  # noqa: ARG001
+        raise CancelledError("cancelled")
+
+    try:
+        return signal.signal(signal.SIGTERM, _handler)
+    except ValueError:  # not in the main thread (library use): leave signals alone
+        return signal.getsignal(signal.SIGTERM)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
