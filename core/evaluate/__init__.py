@@ -1,0 +1,1 @@
+"""Judging anomaly and prospectivity maps against known deposits (AUC protocol, success-rate curves)."""

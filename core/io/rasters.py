@@ -1,0 +1,277 @@
+"""GeoTIFF rasters in and out, with the georeferencing kept beside the values.
+
+- :func:`write_raster`: float32 GeoTIFF, tiled and compressed, band
+  descriptions = band names (element names, ``anomaly_score``), NaN written
+  as the nodata value, written under a temporary name and renamed when whole.
+- :func:`read_raster_stack`: one multi-band file or several single-band
+  files on one grid -> :class:`RasterStack` (NaN for nodata).
+- :func:`iter_windows`: blocks of rows, for rasters larger than memory.
+- :func:`sample_raster_at`: raster values at points.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import CRSError, RasterioIOError
+from rasterio.windows import Window
+
+from core.errors import InvalidCrsError, InvalidInputError, NonMatchingRasterMetadataError
+from core.io.atomic import atomic_write_path
+
+DEFAULT_NODATA = -9999.0
+_BLOCK = 256
+
+
+@dataclass
+class RasterStack:
+    """Bands on one grid: ``values`` (bands, rows, cols) float32 with NaN where there is no data."""
+
+    values: np.ndarray
+    transform: Affine
+    crs: CRS | None
+    band_names: list[str]
+    valid_mask: np.ndarray  # (rows, cols) True where every band has data
+    paths: list[str]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape[1], self.values.shape[2]
+
+    def band(self, name: str) -> np.ndarray:
+        try:
+            return self.values[self.band_names.index(name)]
+        except ValueError:
+            raise InvalidInputError(
+                f"no band {name!r} in {', '.join(self.paths)}; bands: {', '.join(self.band_names)}"
+            ) from None
+
+
+def to_crs(crs) -> CRS | None:
+    """A rasterio CRS from an EPSG code, a WKT/PROJ string, a pyproj or rasterio CRS (None stays None)."""
+    if crs is None or isinstance(crs, CRS):
+        return crs
+    try:
+        if hasattr(crs, "to_wkt"):
+            return CRS.from_wkt(crs.to_wkt())
+        if isinstance(crs, (int, np.integer)):
+            return CRS.from_epsg(int(crs))
+        return CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise InvalidCrsError(f"unknown coordinate reference system {crs!r}: {exc}") from exc
+
+
+def write_raster(
+    path: str | os.PathLike,
+    array: np.ndarray,
+    transform: Affine,
+    crs,
+    nodata: float = DEFAULT_NODATA,
+    band_names: Sequence[str] | None = None,
+) -> Path:
+    """Write ``array`` ((rows, cols) or (bands, rows, cols)) as a float32 GeoTIFF; NaN -> ``nodata``."""
+    path = Path(path)
+    data = np.asarray(array, dtype=np.float32)
+    if data.ndim == 2:
+        data = data[np.newaxis]
+    if data.ndim != 3 or data.shape[1] == 0 or data.shape[2] == 0:
+        raise InvalidInputError(
+            f"cannot write {path.name}: expected (rows, cols) or (bands, rows, cols), got {np.shape(array)}"
+        )
+    bands, rows, cols = data.shape
+    if band_names is not None and len(band_names) != bands:
+        raise InvalidInputError(f"cannot write {path.name}: {len(band_names)} band names for {bands} bands")
+    profile = {
+        "driver": "GTiff",
+        "dtype": "float32",
+        "count": bands,
+        "height": rows,
+        "width": cols,
+        "transform": transform,
+        "crs": to_crs(crs),
+        "nodata": float(nodata),
+        "compress": "deflate",
+        "predictor": 3,  # floating-point predictor: smaller files for smooth fields
+        "interleave": "band",
+    }
+    # Tiles pay off only when the raster is larger than one tile.
+    if rows >= _BLOCK and cols >= _BLOCK:
+        profile.update(tiled=True, blockxsize=_BLOCK, blockysize=_BLOCK)
+    # Write the nodata value explicitly so that other software never sees NaN.
+    # Bands are written one at a time to avoid a second full copy of the stack.
+    with atomic_write_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for i in range(bands):
+                band = data[i]
+                missing = ~np.isfinite(band)
+                if missing.any():
+                    band = band.copy()
+                    band[missing] = nodata
+                dst.write(band, i + 1)
+                if band_names is not None:
+                    dst.set_band_description(i + 1, str(band_names[i]))
+    return path
+
+
+def _open(path: str | os.PathLike):
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInputError(f"raster file not found: {path}")
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as exc:
+        raise InvalidInputError(f"cannot read raster {path}: {exc}") from exc
+
+
+def _band_names(src, path: Path) -> list[str]:
+    names = []
+    for i, description in enumerate(src.descriptions, start=1):
+        if description:
+            names.append(description)
+        elif src.count == 1:
+            names.append(path.stem)
+        else:
+            names.append(f"band_{i}")
+    return names
+
+
+def _to_nan(values: np.ndarray, nodata) -> np.ndarray:
+    values = values.astype(np.float32, copy=False)
+    if nodata is not None and not np.isnan(nodata):
+        values[values == np.float32(nodata)] = np.nan
+    return values
+
+
+def read_raster_stack(
+    paths: str | os.PathLike | Sequence[str | os.PathLike], bands: Sequence[str | int] | None = None
+) -> RasterStack:
+    """Read one multi-band file or several single/multi-band files that share one grid.
+
+    ``bands`` picks bands by name (band description, or file stem for an
+    unnamed single band) or by 1-based number in the combined stack.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InvalidInputError("no raster files given")
+    reference = None
+    names: list[str] = []
+    arrays: list[np.ndarray] = []
+    for path in paths:
+        with _open(path) as src:
+            grid = (src.crs, src.transform, src.width, src.height)
+            if reference is None:
+                reference = (path, grid)
+            else:
+                _check_same_grid(reference[0], reference[1], path, grid)
+            names.extend(_band_names(src, path))
+            arrays.append(_to_nan(src.read(), src.nodata))
+    values = np.concatenate(arrays, axis=0) if len(arrays) > 1 else arrays[0]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated and bands is not None:
+        raise InvalidInputError(
+            f"band name(s) {', '.join(duplicated)} occur more than once in {', '.join(map(str, paths))}"
+        )
+    if bands is not None:
+        index = [_band_index(b, names, paths) for b in bands]
+        values = values[index]
+        names = [names[i] for i in index]
+    _, (crs, transform, _, _) = reference
+    return RasterStack(
+        values=values,
+        transform=transform,
+        crs=crs,
+        band_names=names,
+        valid_mask=np.isfinite(values).all(axis=0),
+        paths=[str(p) for p in paths],
+    )
+
+
+def _band_index(band: str | int, names: list[str], paths: list[Path]) -> int:
+    if isinstance(band, (int, np.integer)):
+        if not 1 <= band <= len(names):
+            raise InvalidInputError(
+                f"band number {band} is out of range 1..{len(names)} in {', '.join(map(str, paths))}"
+            )
+        return int(band) - 1
+    if band not in names:
+        raise InvalidInputError(
+            f"no band {band!r} in {', '.join(map(str, paths))}; bands: {', '.join(names)}"
+        )
+    return names.index(band)
+
+
+def _check_same_grid(ref_path: Path, ref, path: Path, grid) -> None:
+    ref_crs, ref_transform, ref_w, ref_h = ref
+    crs, transform, w, h = grid
+    if ref_crs != crs:
+        raise NonMatchingRasterMetadataError(
+            f"{path} is in {crs.to_string() if crs else 'no CRS'} but {ref_path} is in "
+            f"{ref_crs.to_string() if ref_crs else 'no CRS'}: reproject them to one CRS first"
+        )
+    if not np.allclose([transform.a, transform.e], [ref_transform.a, ref_transform.e], rtol=1e-9, atol=0):
+        raise NonMatchingRasterMetadataError(
+            f"{path} has cells of {abs(transform.a):g} x {abs(transform.e):g} but {ref_path} has "
+            f"{abs(ref_transform.a):g} x {abs(ref_transform.e):g}: resample them to one grid first"
+        )
+    if (w, h) != (ref_w, ref_h) or not transform.almost_equals(
+        ref_transform, precision=1e-6 * abs(ref_transform.a)
+    ):
+        raise NonMatchingRasterMetadataError(
+            f"{path} ({w} x {h} cells from {transform.c:g}, {transform.f:g}) does not cover the same extent as "
+            f"{ref_path} ({ref_w} x {ref_h} cells from {ref_transform.c:g}, {ref_transform.f:g}): align them to one grid first"
+        )
+
+
+def iter_windows(path: str | os.PathLike, block_rows: int = 512) -> Iterator[tuple[Window, np.ndarray]]:
+    """Yield ``(window, values)`` for successive blocks of ``block_rows`` full rows.
+
+    ``values`` is (bands, rows_in_block, cols) float32 with NaN for nodata;
+    ``rasterio.windows.transform(window, src.transform)`` georeferences it.
+    """
+    if block_rows < 1:
+        raise ValueError("block_rows must be at least 1")
+    with _open(path) as src:
+        for row in range(0, src.height, block_rows):
+            window = Window(0, row, src.width, min(block_rows, src.height - row))
+            yield window, _to_nan(src.read(window=window), src.nodata)
+
+
+def sample_raster_at(path_or_stack: str | os.PathLike | RasterStack, xy, block_rows: int = 512) -> np.ndarray:
+    """Values at points ``xy`` (n, 2) in the raster's CRS: (n, bands), NaN outside the raster or on nodata.
+
+    A file is read in blocks of rows holding points, never whole.
+    """
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    if isinstance(path_or_stack, RasterStack):
+        stack = path_or_stack
+        rows, cols, inside = _cells_of(xy, stack.transform, stack.shape)
+        out = np.full((len(xy), stack.values.shape[0]), np.nan, dtype=np.float32)
+        out[inside] = stack.values[:, rows[inside], cols[inside]].T
+        return out
+    with _open(path_or_stack) as src:
+        rows, cols, inside = _cells_of(xy, src.transform, (src.height, src.width))
+        out = np.full((len(xy), src.count), np.nan, dtype=np.float32)
+        for start in np.unique(rows[inside] // block_rows) * block_rows:
+            window = Window(0, int(start), src.width, min(block_rows, src.height - int(start)))
+            block = _to_nan(src.read(window=window), src.nodata)
+            here = inside & (rows >= start) & (rows < start + window.height)
+            out[here] = block[:, rows[here] - start, cols[here]].T
+        return out
+
+
+def _cells_of(xy: np.ndarray, transform: Affine, shape: tuple[int, int]):
+    cols, rows = ~transform * (xy[:, 0], xy[:, 1])
+    finite = np.isfinite(rows) & np.isfinite(cols)
+    rows = np.floor(np.where(finite, rows, -1)).astype(np.int64)
+    cols = np.floor(np.where(finite, cols, -1)).astype(np.int64)
+    inside = finite & (rows >= 0) & (rows < shape[0]) & (cols >= 0) & (cols < shape[1])
+    return rows, cols, inside
