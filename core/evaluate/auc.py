@@ -26,7 +26,7 @@ from scipy.spatial import cKDTree
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from core.errors import InvalidInputError
-from core.evaluate.deposits import match_deposits
+from core.evaluate.deposits import locate_deposit_cells, match_deposits
 from core.grid.spacing import as_xy
 
 
@@ -172,20 +172,6 @@ class CellAucResult:
         return asdict(self)
 
 
-def deposit_cells(
-    shape: tuple[int, int], transform, deposit_xy, valid: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row, column of each deposit's cell and whether it is usable (inside the raster and on a valid cell)."""
-    deposit_xy = as_xy(deposit_xy, "deposit coordinates")
-    inverse = ~transform
-    cols, rows = inverse * (deposit_xy[:, 0], deposit_xy[:, 1])
-    rows = np.floor(np.asarray(rows, dtype=float)).astype(np.int64)
-    cols = np.floor(np.asarray(cols, dtype=float)).astype(np.int64)
-    inside = (rows >= 0) & (rows < shape[0]) & (cols >= 0) & (cols < shape[1])
-    inside[inside] = valid[rows[inside], cols[inside]]
-    return np.c_[rows, cols], inside
-
-
 def cell_auc(score_grid, transform, deposit_xy, valid_mask=None) -> CellAucResult:
     """ROC-AUC of raster cells: a deposit's cell and its 8 neighbours are positive, every other valid cell negative.
 
@@ -193,13 +179,7 @@ def cell_auc(score_grid, transform, deposit_xy, valid_mask=None) -> CellAucResul
     ``valid_mask`` (default: finite cells) count neither way, and deposits on
     them or outside the raster are reported, not scored.
     """
-    grid = np.asarray(score_grid, dtype=float)
-    if grid.ndim != 2:
-        raise InvalidInputError(f"a score raster must have one band; got shape {grid.shape}")
-    valid = (
-        np.isfinite(grid) if valid_mask is None else (np.asarray(valid_mask, dtype=bool) & np.isfinite(grid))
-    )
-    cells, inside = deposit_cells(grid.shape, transform, deposit_xy, valid)
+    grid, valid, cells, inside = locate_deposit_cells(score_grid, transform, deposit_xy, valid_mask)
     if not inside.any():
         raise InvalidInputError("no deposit lies on a valid cell of the score raster")
     positive = np.zeros(grid.shape, dtype=bool)

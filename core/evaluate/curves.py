@@ -31,8 +31,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InvalidInputError
-from core.evaluate.auc import deposit_cells
-from core.evaluate.deposits import match_deposits
+from core.evaluate.deposits import locate_deposit_cells, match_deposits
 from core.io.atomic import atomic_write_path
 
 TOP_AREA_SHARES = (0.05, 0.10, 0.20)
@@ -167,13 +166,7 @@ def sample_success_curve(
 
 def raster_success_curve(score_grid, transform, deposit_xy, valid_mask=None) -> SuccessRateCurve:
     """Success-rate curve over raster cells (``score_grid`` (rows, cols), NaN = nodata) in the raster's CRS."""
-    grid = np.asarray(score_grid, dtype=float)
-    if grid.ndim != 2:
-        raise InvalidInputError(f"a score raster must have one band; got shape {grid.shape}")
-    valid = (
-        np.isfinite(grid) if valid_mask is None else (np.asarray(valid_mask, dtype=bool) & np.isfinite(grid))
-    )
-    cells, inside = deposit_cells(grid.shape, transform, deposit_xy, valid)
+    grid, valid, cells, inside = locate_deposit_cells(score_grid, transform, deposit_xy, valid_mask)
     curve = success_curve(grid[valid], grid[cells[inside, 0], cells[inside, 1]], unit="cells")
     curve.n_deposits = len(inside)
     curve.outside_index = [int(i) for i in np.flatnonzero(~inside)]

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from core.errors import InvalidInputError
 from core.grid.spacing import as_xy, median_sample_spacing
+from core.io.rasters import cells_of
 
 OUTSIDE_SPACING_FACTOR = 10.0
 
@@ -74,3 +76,22 @@ def match_deposits(
             distance[j] = exact.min() / 1000.0
     inside = distance <= max_distance_km
     return DepositMatch(nearest, distance, inside, float(max_distance_km))
+
+
+def locate_deposit_cells(score_grid, transform, deposit_xy, valid_mask=None):
+    """Check a one-band score grid and find each deposit's cell.
+
+    Returns ``(grid, valid, cells, inside)``: the grid as float, the valid
+    cells (finite and within ``valid_mask``), each deposit's (row, col), and
+    whether that cell is on the raster and valid. Deposits elsewhere are
+    outside: reported, not scored.
+    """
+    grid = np.asarray(score_grid, dtype=float)
+    if grid.ndim != 2:
+        raise InvalidInputError(f"a score raster must have one band; got shape {grid.shape}")
+    valid = np.isfinite(grid)
+    if valid_mask is not None:
+        valid &= np.asarray(valid_mask, dtype=bool)
+    rows, cols, inside = cells_of(as_xy(deposit_xy, "deposit coordinates"), transform, grid.shape)
+    inside[inside] = valid[rows[inside], cols[inside]]
+    return grid, valid, np.c_[rows, cols], inside

@@ -253,12 +253,12 @@ def sample_raster_at(path_or_stack: str | os.PathLike | RasterStack, xy, block_r
     xy = np.asarray(xy, dtype=float).reshape(-1, 2)
     if isinstance(path_or_stack, RasterStack):
         stack = path_or_stack
-        rows, cols, inside = _cells_of(xy, stack.transform, stack.shape)
+        rows, cols, inside = cells_of(xy, stack.transform, stack.shape)
         out = np.full((len(xy), stack.values.shape[0]), np.nan, dtype=np.float32)
         out[inside] = stack.values[:, rows[inside], cols[inside]].T
         return out
     with _open(path_or_stack) as src:
-        rows, cols, inside = _cells_of(xy, src.transform, (src.height, src.width))
+        rows, cols, inside = cells_of(xy, src.transform, (src.height, src.width))
         out = np.full((len(xy), src.count), np.nan, dtype=np.float32)
         for start in np.unique(rows[inside] // block_rows) * block_rows:
             window = Window(0, int(start), src.width, min(block_rows, src.height - int(start)))
@@ -268,7 +268,10 @@ def sample_raster_at(path_or_stack: str | os.PathLike | RasterStack, xy, block_r
         return out
 
 
-def _cells_of(xy: np.ndarray, transform: Affine, shape: tuple[int, int]):
+def cells_of(
+    xy: np.ndarray, transform: Affine, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column of the cell holding each point, and whether it is on the raster."""
     cols, rows = ~transform * (xy[:, 0], xy[:, 1])
     finite = np.isfinite(rows) & np.isfinite(cols)
     rows = np.floor(np.where(finite, rows, -1)).astype(np.int64)
