@@ -1,0 +1,114 @@
+"""The context transformer: reconstructs a sample's elements from its neighbours.
+
+Plain ``nn.Module``s, no I/O. Shapes: B queries, K context samples, p elements,
+d model width.
+
+- Each context sample becomes one token: a projection of its element vector
+  plus a *trainable* encoding of its offset from the query (dx, dy and the
+  distance, in units of the survey's typical neighbour spacing).
+- An encoder lets context tokens attend to each other; hidden tokens (random
+  masking in training, empty slots always) are excluded through a key-padding
+  mask, never by a magic value.
+- The query token carries position only: a learned vector plus the encoding of
+  offset (0, 0). It never sees the query's own elements, and the query is not
+  in its own context, so the model cannot copy its target (the published
+  code's leak). Absolute coordinates are deliberately not used either: they
+  would let the model memorise each location's own values.
+- Cross-attention blocks let the query read the context; the attention weights
+  are returned for the attention-dispersion readout.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class OffsetEncoding(nn.Module):
+    """Trainable encoding of a context sample's offset (dx, dy, distance) from the query."""
+
+    def __init__(self, d_model: int, hidden: int | None = None) -> None:
+        super().__init__()
+        hidden = hidden or d_model
+        self.net = nn.Sequential(nn.Linear(3, hidden), nn.GELU(), nn.Linear(hidden, d_model))
+
+    def forward(self, offsets: torch.Tensor) -> torch.Tensor:
+        return self.net(offsets)
+
+
+class CrossAttentionBlock(nn.Module):
+    """Pre-norm block: the query attends to the context, then a feed-forward layer."""
+
+    def __init__(self, d_model: int, n_heads: int, d_feedforward: int, dropout: float) -> None:
+        super().__init__()
+        self.norm_query = nn.LayerNorm(d_model)
+        self.attention = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.norm_feedforward = nn.LayerNorm(d_model)
+        self.feedforward = nn.Sequential(
+            nn.Linear(d_model, d_feedforward), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_feedforward, d_model)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, query: torch.Tensor, memory: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        attended, weights = self.attention(
+            self.norm_query(query), memory, memory, key_padding_mask=hidden,
+            need_weights=True, average_attn_weights=True,
+        )
+        query = query + self.dropout(attended)
+        query = query + self.dropout(self.feedforward(self.norm_feedforward(query)))
+        return query, weights  # weights: (B, 1, K), averaged over heads
+
+
+class ContextReconstructor(nn.Module):
+    """Reconstruct the element vector of each query sample from its K context samples."""
+
+    def __init__(
+        self,
+        n_elements: int,
+        d_model: int = 48,
+        n_heads: int = 4,
+        n_encoder_layers: int = 2,
+        n_decoder_layers: int = 1,
+        d_feedforward: int = 96,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be a multiple of the number of heads ({n_heads})")
+        self.element_projection = nn.Linear(n_elements, d_model)
+        self.offset_encoding = OffsetEncoding(d_model)
+        layer = nn.TransformerEncoderLayer(
+            d_model, n_heads, d_feedforward, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, n_encoder_layers, enable_nested_tensor=False)
+        self.encoder_norm = nn.LayerNorm(d_model)
+        self.query_embedding = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.decoder = nn.ModuleList(
+            CrossAttentionBlock(d_model, n_heads, d_feedforward, dropout) for _ in range(n_decoder_layers)
+        )
+        self.output_norm = nn.LayerNorm(d_model)
+        self.output_projection = nn.Linear(d_model, n_elements)
+
+    def forward(
+        self, context_values: torch.Tensor, context_offsets: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (reconstruction (B, p), attention of the query over the context (B, K)).
+
+        ``context_values`` (B, K, p), ``context_offsets`` (B, K, 3), ``hidden``
+        (B, K) bool, True where a context token must not be seen. Every row
+        needs at least one visible token.
+        """
+        tokens = self.element_projection(context_values) + self.offset_encoding(context_offsets)
+        memory = self.encoder_norm(self.encoder(tokens, src_key_padding_mask=hidden))
+        # Position only: the query sits at offset (0, 0) from itself.
+        origin = context_offsets.new_zeros(1, 1, context_offsets.shape[-1])
+        query = (self.query_embedding + self.offset_encoding(origin)).expand(len(context_values), 1, -1)
+        weights = []
+        for block in self.decoder:
+            query, block_weights = block(query, memory, hidden)
+            weights.append(block_weights)
+        reconstruction = self.output_projection(self.output_norm(query)).squeeze(1)
+        attention = torch.stack(weights).mean(dim=0).squeeze(1)
+        return reconstruction, attention

@@ -1,0 +1,256 @@
+"""Training by EM-derived self-distillation over generations, and batched inference.
+
+Generation 0 (the teacher) learns to reconstruct each sample from its
+neighbourhood with the reconstruction loss alone. Generation g >= 1 (a
+student) starts from the previous generation's best weights and minimises
+
+    (1 - alpha_g) * MSE(student, sample) + alpha_g * MSE(student, teacher)
+
+with the previous generation frozen (eval mode) as teacher on the same masked
+batch. Read as EM: the teacher's reconstruction is the E-step estimate of the
+background, the student's fit to a blend of data and estimate the M-step;
+the blend pulls students away from fitting anomalous samples.
+
+Everything random (initial weights, validation split, batch order, masks,
+dropout) derives from one seed; every generation gets its own stream, so
+generations see different masks.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.anomaly.transformer.dataset import NeighbourContextDataset
+from core.progress import Progress, SilentProgress
+
+
+@dataclass
+class TrainingSettings:
+    generations: int = 4
+    epochs: int = 60  # at most, per generation; early stopping usually ends sooner
+    patience: int = 8  # epochs without a better validation loss before stopping
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    alpha_step: float = 0.1  # published: alpha = 0.1, 0.2, 0.3 for students 1, 2, 3
+    alpha_max: float = 0.9
+    max_hidden_fraction: float = 0.5  # each step hides a random share in [0, this] of the context
+    validation_fraction: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class GenerationRecord:
+    """What one generation's training did (goes into run.json)."""
+
+    generation: int
+    alpha: float
+    train_loss: list[float] = field(default_factory=list)  # per epoch, the training objective
+    validation_loss: list[float] = field(default_factory=list)  # per epoch, unmasked reconstruction MSE
+    best_epoch: int = 0
+    best_validation_loss: float = float("inf")
+    epochs_run: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def alpha_for_generation(generation: int, step: float = 0.1, cap: float = 0.9) -> float:
+    """Weight of the teacher term: 0 for the teacher, then +``step`` per generation up to ``cap``."""
+    if generation < 0:
+        raise ValueError("generation must be >= 0")
+    return float(min(step * generation, cap))
+
+
+def distillation_loss(
+    prediction: torch.Tensor, target: torch.Tensor, teacher_prediction: torch.Tensor | None, alpha: float
+) -> torch.Tensor:
+    """``(1 - alpha) * MSE(prediction, target) + alpha * MSE(prediction, teacher_prediction)``."""
+    reconstruction = torch.mean((prediction - target) ** 2)
+    if teacher_prediction is None or alpha == 0.0:
+        return reconstruction
+    return (1.0 - alpha) * reconstruction + alpha * torch.mean((prediction - teacher_prediction) ** 2)
+
+
+def draw_hidden(missing: torch.Tensor, max_fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """A fresh key-padding mask: True = token hidden this step.
+
+    Each query hides a random share in [0, ``max_fraction``] of its context
+    (drawn per query), on top of the slots that hold no neighbour. Draws come
+    from a CPU generator so a seed gives the same masks on CPU and GPU. Slot 0
+    (the nearest neighbour, always present) is revealed when everything else
+    is hidden, so attention always has something to read.
+    """
+    rows, k = missing.shape
+    share = torch.rand(rows, 1, generator=generator) * max_fraction
+    hide = torch.rand(rows, k, generator=generator) < share
+    hidden = hide.to(missing.device) | missing
+    hidden[:, 0] &= ~hidden.all(dim=1)
+    return hidden
+
+
+@torch.no_grad()
+def predict_background(
+    model: nn.Module, dataset: NeighbourContextDataset, batch_size: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reconstruction (n, p) and attention over the context (n, K), whole context visible."""
+    model.eval()
+    reconstructions, attentions = [], []
+    for start in range(0, len(dataset), batch_size):
+        rows = torch.arange(start, min(start + batch_size, len(dataset)), device=dataset.device)
+        _, context, offsets, missing = dataset.batch(rows)
+        reconstruction, attention = model(context, offsets, missing)
+        reconstructions.append(reconstruction.float().cpu())
+        attentions.append(attention.float().cpu())
+    return torch.cat(reconstructions).numpy(), torch.cat(attentions).numpy()
+
+
+class DistillationTrainer:
+    """Trains a teacher and students; keeps each generation's best weights.
+
+    ``build_model`` makes a fresh, untrained model (the same architecture every
+    time). After ``fit``: ``generation_states_`` (one CPU state_dict per
+    generation, best validation epoch) and ``history_`` (GenerationRecords).
+    """
+
+    def __init__(
+        self,
+        build_model: Callable[[], nn.Module],
+        settings: TrainingSettings,
+        device: torch.device,
+        progress: Progress | None = None,
+        progress_share: float = 0.8,
+    ) -> None:
+        self.build_model = build_model
+        self.settings = settings
+        self.device = device
+        self.progress = progress or SilentProgress()
+        self.progress_share = progress_share
+
+    def fit(self, dataset: NeighbourContextDataset) -> DistillationTrainer:
+        s = self.settings
+        if s.generations < 1:
+            raise ValueError("at least one generation (the teacher) is needed")
+        streams = np.random.SeedSequence(s.seed).spawn(2 + s.generations)
+        torch.manual_seed(int(streams[0].generate_state(1)[0]))
+        model = self.build_model().to(self.device)
+        train_rows, validation_rows = self._split(len(dataset), np.random.default_rng(streams[1]))
+
+        self.generation_states_: list[dict[str, torch.Tensor]] = []
+        self.history_: list[GenerationRecord] = []
+        teacher = None
+        for generation in range(s.generations):
+            if generation > 0:
+                teacher = self.build_model().to(self.device)
+                teacher.load_state_dict(self.generation_states_[-1])
+                teacher.eval().requires_grad_(False)
+                model.load_state_dict(self.generation_states_[-1])
+            record = self._train_generation(
+                generation, model, teacher, dataset, train_rows, validation_rows, streams[2 + generation]
+            )
+            self.history_.append(record)
+        return self
+
+    # -- one generation -------------------------------------------------------
+    def _train_generation(self, generation, model, teacher, dataset, train_rows, validation_rows, stream):
+        s = self.settings
+        alpha = alpha_for_generation(generation, s.alpha_step, s.alpha_max)
+        role = "teacher" if generation == 0 else f"student, alpha {alpha:.2f}"
+        self.progress.stage(
+            f"generation {generation + 1}/{s.generations}",
+            f"Training generation {generation + 1} of {s.generations} ({role})",
+            weight=self.progress_share / s.generations,
+        )
+        dropout_seed, mask_seed = (int(v) for v in stream.generate_state(2))
+        torch.manual_seed(dropout_seed)
+        generator = torch.Generator().manual_seed(mask_seed)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
+        record = GenerationRecord(generation=generation, alpha=alpha)
+        best_state = copy.deepcopy(_cpu_state(model))
+        stale = 0
+        started = time.perf_counter()
+        for epoch in range(s.epochs):
+            train_loss = self._train_epoch(model, teacher, alpha, optimiser, dataset, train_rows, generator)
+            validation_loss = self._validation_loss(model, dataset, validation_rows)
+            record.train_loss.append(train_loss)
+            record.validation_loss.append(validation_loss)
+            record.epochs_run = epoch + 1
+            if validation_loss < record.best_validation_loss:
+                record.best_validation_loss = validation_loss
+                record.best_epoch = epoch + 1
+                best_state = copy.deepcopy(_cpu_state(model))
+                stale = 0
+            else:
+                stale += 1
+            self.progress.update(
+                (epoch + 1) / s.epochs,
+                f"generation {generation + 1}/{s.generations}, epoch {epoch + 1}: "
+                f"train {train_loss:.4f}, validation {validation_loss:.4f}",
+            )
+            if stale >= s.patience:
+                break
+        self.progress.update(
+            1.0,
+            f"generation {generation + 1}/{s.generations} done: best validation "
+            f"{record.best_validation_loss:.4f} at epoch {record.best_epoch}",
+        )
+        record.seconds = round(time.perf_counter() - started, 3)
+        model.load_state_dict(best_state)
+        self.generation_states_.append(best_state)
+        return record
+
+    def _train_epoch(self, model, teacher, alpha, optimiser, dataset, train_rows, generator) -> float:
+        model.train()
+        order = train_rows[torch.randperm(len(train_rows), generator=generator)].to(dataset.device)
+        total, count = 0.0, 0
+        for start in range(0, len(order), self.settings.batch_size):
+            rows = order[start : start + self.settings.batch_size]
+            target, context, offsets, missing = dataset.batch(rows)
+            hidden = draw_hidden(missing, self.settings.max_hidden_fraction, generator)
+            prediction, _ = model(context, offsets, hidden)
+            teacher_prediction = None
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_prediction, _ = teacher(context, offsets, hidden)
+            loss = distillation_loss(prediction, target, teacher_prediction, alpha)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(rows)
+            count += len(rows)
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def _validation_loss(self, model, dataset, validation_rows) -> float:
+        """Unmasked reconstruction MSE of the held-out queries (the early-stopping criterion)."""
+        model.eval()
+        total, count = 0.0, 0
+        rows_all = validation_rows.to(dataset.device)
+        for start in range(0, len(rows_all), 1024):
+            rows = rows_all[start : start + 1024]
+            target, context, offsets, missing = dataset.batch(rows)
+            prediction, _ = model(context, offsets, missing)
+            total += float(torch.sum(torch.mean((prediction - target) ** 2, dim=1)))
+            count += len(rows)
+        return total / max(count, 1)
+
+    def _split(self, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hold out queries for validation; tiny surveys validate on the training queries."""
+        n_validation = int(round(self.settings.validation_fraction * n))
+        if n_validation < 1 or n - n_validation < 2:
+            everything = torch.arange(n)
+            return everything, everything
+        order = torch.as_tensor(rng.permutation(n))
+        return order[n_validation:], order[:n_validation]
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}

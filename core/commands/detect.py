@@ -1,0 +1,181 @@
+"""``geoanomaly detect``: samples in, anomaly scores, map and evaluation out.
+
+Outputs (written whole or not at all):
+``scores.csv`` / ``scores.gpkg`` (input CRS and row order), ``anomaly_score.tif``
+(IDW grid of the score in the work CRS), ``run.json``, ``model/`` (everything
+``geoanomaly score`` needs for new samples), and with ``--deposits``:
+``success_rate.png`` / ``success_rate.csv`` and the AUC protocol in run.json,
+next to the classical baselines computed in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from core.anomaly import detector_class
+from core.anomaly.base import _REGISTRY, Detector, _import_detector_modules
+from core.anomaly.classical import CLASSICAL
+from core.anomaly.saved_model import save_model
+from core.commands._options import (
+    add_preprocess_arguments,
+    add_sample_arguments,
+    preprocessor_from_args,
+    read_samples_from_args,
+)
+from core.device import describe_device, resolve_device
+from core.errors import InvalidInputError
+from core.evaluate.report import evaluate_scores, write_success_rate
+from core.grid.idw import grid_samples
+from core.io.atomic import atomic_output_dir
+from core.io.samples import read_deposits
+from core.io.scores import scores_frame, write_scores
+from core.runrecord import RunRecord
+
+NAME = "detect"
+HELP = "score samples for anomalies with one detector (classical or deep), grid the scores, evaluate against deposits"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", required=True,
+                        help="detector: transformer, mahalanobis, isolation_forest, knn, ocsvm, pca")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    add_sample_arguments(parser)
+    parser.add_argument("--deposits", metavar="FILE", help="known deposits (points) to evaluate the scores against")
+    parser.add_argument("--deposits-crs", help="CRS of a deposits CSV whose coordinates are not lon/lat")
+    add_preprocess_arguments(parser)
+    parser.add_argument("--cell", type=float, help="cell size of the score raster in metres (default from sample spacing)")
+    parser.add_argument("--max-distance", type=float,
+                        help="cells farther than this (metres) from every sample are nodata (default from spacing)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same scores")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    parser.add_argument("--compare", default="auto",
+                        help="classical baselines scored in the same run: auto (all, when deposits are given), "
+                             "none, or a comma list")
+    parser.add_argument("--min-km", type=float, default=5.0,
+                        help="AUC protocol: background samples are at least this far from every deposit (default 5)")
+    _import_detector_modules()
+    for cls in _REGISTRY.values():
+        cls.add_arguments(parser)
+
+
+def run(args: argparse.Namespace, progress) -> int:
+    method = detector_class(args.method)  # unknown names fail before any work
+    baselines = _baselines(args)
+    record = RunRecord("detect", vars(args))
+    with atomic_output_dir(args.out) as staging:
+        progress.stage("read", f"Reading {Path(args.samples).name}", weight=0.05)
+        table = read_samples_from_args(args)
+        deposits = read_deposits(args.deposits, table.work_crs, crs=args.deposits_crs) if args.deposits else None
+        progress.log(f"{len(table)} samples; distances in {table.work_crs.name}")
+
+        progress.stage("preprocess", "Preparing assays", weight=0.05)
+        preprocessor = preprocessor_from_args(args)
+        prepared = preprocessor.fit_transform(table)
+        dropped = preprocessor.dropped_()
+        progress.log(f"{len(prepared.elements)} elements used ({args.transform}, {args.scaling} scaling); "
+                     f"{len(dropped)} dropped")
+        for entry in dropped:
+            progress.log(f"  dropped {entry['element']}: {entry['reason']}")
+
+        detector: Detector = method.from_args(args)
+        device_line = describe_device(resolve_device(args.device)) if _uses_torch(detector) else "cpu"
+        progress.log(f"Detector {args.method} on {device_line}")
+        record["device"] = device_line
+        progress.stage("fit", f"Fitting {args.method}", weight=0.7 if _uses_torch(detector) else 0.4)
+        record.start_timer("fit")
+        detector.fit(prepared, progress)
+        record.stop_timer("fit")
+
+        progress.stage("score", "Scoring samples", weight=0.05)
+        record.start_timer("score")
+        scores = detector.score(prepared)
+        details = detector.score_details(prepared)
+        record.stop_timer("score")
+        columns = score_columns(scores, details, prepared.elements)
+        readouts = {name: values for name, values in details.items() if np.ndim(values) == 1}
+
+        metrics: dict = {}
+        if deposits is not None:
+            progress.stage("evaluate", "Evaluating against deposits", weight=0.15)
+            compared = {args.method: scores, **{f"readout:{k}": v for k, v in readouts.items()}}
+            for i, name in enumerate(baselines):
+                progress.update(i / max(len(baselines), 1), f"baseline {name}")
+                if name == args.method:
+                    continue
+                baseline = detector_class(name).from_args(args).fit(prepared)
+                compared[f"baseline:{name}"] = baseline.score(prepared)
+            metrics = evaluate_scores(prepared.xy, compared, deposits, min_km=args.min_km)
+            main = metrics["auc"][args.method]
+            progress.log(f"{args.method}: AUC {main['mean']:.3f} ± {main['std']:.3f} "
+                         f"({main['n_used']} deposits, 20-run protocol)")
+            if main["n_outside"]:
+                progress.warn(f"{main['n_outside']} deposit(s) lie outside the survey and were not scored")
+            for name, res in metrics["auc"].items():
+                if name != args.method:
+                    progress.log(f"  {name}: AUC {res['mean']:.3f} ± {res['std']:.3f}")
+            write_success_rate(prepared.xy, {k: v for k, v in compared.items() if not k.startswith("readout:")},
+                               deposits, staging, title=f"Success rate — {args.method}")
+
+        progress.stage("grid", "Gridding the scores", weight=0.1)
+        grid = grid_samples(prepared.xy, scores, cell=args.cell, max_distance=args.max_distance,
+                            band_names=["anomaly_score"], crs=table.work_crs)
+        grid.write(staging / "anomaly_score.tif")
+
+        frame = scores_frame(table, columns)
+        write_scores(frame, table.crs, staging)
+        save_model(staging / "model", preprocessor, detector, table)
+
+        record["samples"] = {"file": str(Path(args.samples).resolve()), "count": len(table),
+                             "crs": table.crs.to_string(), "work_crs": table.work_crs.to_string()}
+        record["preprocessing"] = preprocessor.to_dict()["report"]
+        record["elements"] = prepared.elements
+        record["grid"] = {"cell_m": grid.cell, "max_distance_m": grid.max_distance}
+        record["training"] = getattr(detector, "history_", {})
+        record["metrics"] = metrics
+        record.write(staging / "run.json")
+
+    out = Path(args.out).resolve()
+    outputs = {p.stem if p.is_file() else p.name: str(p) for p in sorted(out.iterdir())}
+    progress.result(outputs=outputs, metrics=metrics, out=str(out))
+    if progress.mode != "json":
+        print(f"Scores: {out / 'scores.csv'} | raster: {out / 'anomaly_score.tif'} | record: {out / 'run.json'}")
+    return 0
+
+
+def score_columns(scores: np.ndarray, details: dict[str, np.ndarray], elements: list[str]) -> dict[str, np.ndarray]:
+    """The per-sample columns of the points output: score, rank, percentile, readouts, residuals."""
+    order = np.argsort(-scores, kind="stable")
+    rank = np.empty(len(scores), dtype=np.int64)
+    rank[order] = np.arange(1, len(scores) + 1)
+    columns = {"anomaly_score": scores, "anomaly_rank": rank,
+               "anomaly_percentile": 100.0 * (1.0 - (rank - 1) / len(scores))}
+    for name, values in details.items():
+        values = np.asarray(values)
+        if values.ndim == 1:
+            columns[name] = values
+        elif values.ndim == 2 and values.shape[1] == len(elements):
+            # Which elements drive each anomaly: the three largest absolute residuals.
+            top = np.argsort(-np.abs(values), axis=1)[:, :3]
+            columns["top_elements"] = np.array([",".join(elements[j] for j in row) for row in top], dtype=object)
+            for j, element in enumerate(elements):
+                columns[f"{name}_{element}"] = values[:, j]
+    return columns
+
+
+def _baselines(args) -> list[str]:
+    if args.compare == "none":
+        return []
+    if args.compare == "auto":
+        return list(CLASSICAL) if args.deposits else []
+    names = [n.strip() for n in args.compare.split(",") if n.strip()]
+    for name in names:
+        if name not in CLASSICAL:
+            raise InvalidInputError(f"--compare: {name!r} is not a classical detector ({', '.join(CLASSICAL)})")
+    return names
+
+
+def _uses_torch(detector: Detector) -> bool:
+    return type(detector).__module__.split(".")[2:3] != ["classical"]
