@@ -41,7 +41,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     for info in sorted(pkgutil.iter_modules(core.commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"core.commands.{info.name}")
+        try:
+            module = importlib.import_module(f"core.commands.{info.name}")
+        except Exception as exc:  # noqa: BLE001 - one broken command must not take the others down
+            module = _UnavailableCommand(info.name, exc)
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         add_common_arguments(command)
         module.add_arguments(command)
@@ -57,8 +60,20 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of internal errors")
 
 
-class _ArgumentParserExit(Exception):
-    pass
+class _UnavailableCommand:
+    """Stands in for a command whose module failed to import (e.g. a missing optional dependency)."""
+
+    def __init__(self, name: str, error: Exception) -> None:
+        self.NAME = name
+        self.HELP = f"(unavailable: {type(error).__name__}: {error})"
+        self.error = error
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def run(self, args: argparse.Namespace, progress: Progress) -> int:
+        raise GeoAnomalyError(f"the {self.NAME} command cannot load: {type(self.error).__name__}: {self.error}; "
+                              "check the engine installation (geoanomaly info)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

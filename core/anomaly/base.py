@@ -41,13 +41,17 @@ def register_detector(name: str):
     return decorate
 
 
+_UNAVAILABLE: dict[str, str] = {}  # module -> why it could not be imported
+
+
 def _import_detector_modules() -> None:
     for module in DETECTOR_MODULES:
+        if module in _UNAVAILABLE:
+            continue
         try:
             importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a real missing dependency, not an absent optional module
-                raise
+        except Exception as exc:  # noqa: BLE001 - a broken model must not take the other detectors down
+            _UNAVAILABLE[module] = f"{type(exc).__name__}: {exc}"
 
 
 def available_detectors() -> list[str]:
@@ -58,7 +62,8 @@ def available_detectors() -> list[str]:
 def detector_class(name: str) -> type[Detector]:
     _import_detector_modules()
     if name not in _REGISTRY:
-        raise InvalidInputError(f"unknown detector {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+        broken = "".join(f"; {module} could not load ({why})" for module, why in _UNAVAILABLE.items())
+        raise InvalidInputError(f"unknown detector {name!r}; available: {', '.join(sorted(_REGISTRY))}{broken}")
     return _REGISTRY[name]
 
 
