@@ -6,8 +6,7 @@ import pytest
 
 from core.errors import InvalidInputError
 from core.io.samples import read_samples
-from core.preprocess import Preprocessor
-from core.preprocess import transforms
+from core.preprocess import Preprocessor, transforms
 from core.preprocess.elements import ATOMIC_WEIGHT, assay_columns, pathfinder_elements
 
 
