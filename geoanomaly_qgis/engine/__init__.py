@@ -1,0 +1,17 @@
+"""The engine worker: finding the engine's interpreter and running its commands.
+
+Nothing here imports QGIS, torch, numpy or rasterio.
+"""
+
+from .discovery import EngineInterpreter, find_engine_python, install_instructions
+from .worker import EngineCancelled, EngineError, EngineNotFoundError, run_engine
+
+__all__ = [
+    "EngineCancelled",
+    "EngineError",
+    "EngineInterpreter",
+    "EngineNotFoundError",
+    "find_engine_python",
+    "install_instructions",
+    "run_engine",
+]

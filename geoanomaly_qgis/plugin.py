@@ -1,0 +1,92 @@
+"""The plugin object QGIS loads: toolbar, menu, Processing provider, settings dialog.
+
+Every button opens a Processing algorithm's dialog, so the toolbar, the
+Processing Toolbox, batch mode, models and ``qgis_process`` all run the same
+code.
+"""
+
+from __future__ import annotations
+
+from qgis.core import QgsApplication
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction, QMenu
+
+from .processing.base import ICONS_DIR
+from .processing.provider import ALGORITHMS, GeoAnomalyProvider
+
+MENU_TITLE = "&GeoAnomaly"
+
+
+class GeoAnomalyPlugin:
+    def __init__(self, iface) -> None:
+        self.iface = iface
+        self.provider: GeoAnomalyProvider | None = None
+        self.toolbar = None
+        self.menu: QMenu | None = None
+        self.actions: list[QAction] = []
+        self._dialogs: list = []  # open algorithm dialogs (non-modal) kept alive here
+
+    # Called by QGIS (and by qgis_process, which has no GUI) for hasProcessingProvider=yes.
+    def initProcessing(self) -> None:  # noqa: N802 - QGIS API name
+        if self.provider is None:
+            self.provider = GeoAnomalyProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self) -> None:  # noqa: N802
+        self.initProcessing()
+        main_window = self.iface.mainWindow()
+        self.toolbar = self.iface.addToolBar("GeoAnomaly")
+        self.toolbar.setObjectName("GeoAnomalyToolbar")
+        self.menu = QMenu(MENU_TITLE, main_window)
+        self.menu.setObjectName("GeoAnomalyMenu")
+        for algorithm in ALGORITHMS:
+            action = QAction(QIcon(str(ICONS_DIR / algorithm.ICON)), algorithm.DISPLAY_NAME, main_window)
+            action.setObjectName(f"geoanomaly_{algorithm.NAME}")
+            action.setToolTip(f"GeoAnomaly: {algorithm.DISPLAY_NAME}")
+            action.triggered.connect(lambda _checked=False, name=algorithm.NAME: self.open_algorithm(name))
+            self.toolbar.addAction(action)
+            self.menu.addAction(action)
+            self.actions.append(action)
+        self.menu.addSeparator()
+        settings = QAction(QIcon(str(ICONS_DIR / "settings.svg")), "Settings…", main_window)
+        settings.setObjectName("geoanomaly_settings")
+        settings.triggered.connect(self.open_settings)
+        self.menu.addAction(settings)
+        self.toolbar.addAction(settings)
+        self.actions.append(settings)
+        menu_bar = main_window.menuBar()
+        help_menu = self.iface.helpMenu()
+        menu_bar.insertMenu(help_menu.menuAction() if help_menu else None, self.menu)
+
+    def unload(self) -> None:
+        for action in self.actions:
+            if self.toolbar is not None:
+                self.toolbar.removeAction(action)
+            action.deleteLater()
+        self.actions = []
+        if self.menu is not None:
+            self.menu.menuAction().setVisible(False)
+            self.iface.mainWindow().menuBar().removeAction(self.menu.menuAction())
+            self.menu.deleteLater()
+            self.menu = None
+        if self.toolbar is not None:
+            self.toolbar.deleteLater()
+            self.toolbar = None
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
+
+    def open_algorithm(self, name: str) -> None:
+        """The algorithm's Processing dialog, non-modal like the toolbox's."""
+        import processing  # QGIS's Processing plugin, loaded by now
+
+        dialog = processing.createAlgorithmDialog(f"geoanomaly:{name}")
+        if dialog is None:
+            return
+        self._dialogs = [d for d in self._dialogs if d.isVisible()] + [dialog]
+        dialog.show()
+
+    def open_settings(self) -> None:
+        from .settings import SettingsDialog
+
+        SettingsDialog(self.iface.mainWindow()).exec_()

@@ -1,0 +1,148 @@
+"""Samples → anomalies: score every sample with a detector and grid the scores."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputRasterLayer,
+    QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
+)
+
+from .base import EngineAlgorithm, find_metric, read_json
+
+# (engine name, what a geologist reads in the dialog)
+DETECTORS = [
+    ("mahalanobis", "Mahalanobis distance (robust, fast)"),
+    ("isolation_forest", "Isolation forest"),
+    ("knn", "k nearest neighbours distance"),
+    ("ocsvm", "One-class SVM"),
+    ("pca", "PCA reconstruction error"),
+    ("transformer", "Distilled transformer (deep model; GPU helps)"),
+]
+TRANSFORMS = [
+    ("clr", "centred log-ratio (clr)"),
+    ("ilr", "isometric log-ratio (ilr)"),
+    ("log", "log10"),
+    ("none", "none"),
+]
+
+
+class SamplesToAnomalies(EngineAlgorithm):
+    COMMAND = "detect"
+    NAME = "samples_to_anomalies"
+    DISPLAY_NAME = "Samples → anomalies"
+    GROUP, GROUP_ID = "Anomalies", "anomalies"
+    ICON = "detect.svg"
+    HELP = (
+        "Scores every geochemical sample with an anomaly detector (higher = more anomalous) and grids the "
+        "scores into an anomaly raster.<br><br>"
+        "<b>Samples</b>: a point layer with one field per element (Au_ppb, Cu_ppm, ...). Leave <b>Element "
+        "fields</b> empty to use every numeric field ending in _ppm, _ppb or _pct. Values of -9999 are missing "
+        "assays; other negative values mean 'below the detection limit'.<br>"
+        "<b>Detector</b>: Mahalanobis distance is fast and a good first look; the distilled transformer learns "
+        "each sample's neighbourhood (options under Advanced: generations, neighbours, epochs, device).<br>"
+        "<b>Known deposits</b> (optional): the run is evaluated against them (AUC, success-rate curve).<br><br>"
+        "Outputs: scored points (graduated symbols), the anomaly raster (heat map), run.json with every "
+        "parameter, versions and the device used."
+    )
+
+    METHOD = "METHOD"
+    TRANSFORM = "TRANSFORM"
+    GENERATIONS = "GENERATIONS"
+    NEIGHBOURS = "NEIGHBOURS"
+    EPOCHS = "EPOCHS"
+    SCORES = "SCORES"
+    SCORES_CSV = "SCORES_CSV"
+    ANOMALY_RASTER = "ANOMALY_RASTER"
+    AUC = "AUC"
+    SUCCESS_RATE_PLOT = "SUCCESS_RATE_PLOT"
+
+    def define_parameters(self) -> None:
+        self.add_samples_parameters()
+        self.addParameter(QgsProcessingParameterEnum(
+            self.METHOD, self.tr("Detector"), [label for _, label in DETECTORS], False, 0))
+        self.add_deposits_parameter()
+        self.addParameter(QgsProcessingParameterEnum(
+            self.TRANSFORM, self.tr("Compositional transform"), [label for _, label in TRANSFORMS], False, 0))
+        self.add_cell_parameter()
+        self.add_work_crs_parameter()
+        self.add_seed_parameter()
+        self.add_device_parameter()
+        for name, label in ((self.GENERATIONS, "Transformer: generations of distillation"),
+                            (self.NEIGHBOURS, "Transformer: neighbours per sample"),
+                            (self.EPOCHS, "Transformer: training epochs per generation")):
+            self._advanced(QgsProcessingParameterNumber(
+                name, self.tr(label + " (empty: engine default)"), QgsProcessingParameterNumber.Integer,
+                None, True, 1))
+        self.add_output_folder()
+        self.addOutput(QgsProcessingOutputVectorLayer(self.SCORES, self.tr("Scored samples")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.ANOMALY_RASTER, self.tr("Anomaly score raster")))
+        self.addOutput(QgsProcessingOutputFile(self.SCORES_CSV, self.tr("Scores table (CSV)")))
+        self.addOutput(QgsProcessingOutputNumber(self.AUC, self.tr("AUC against the deposits")))
+        self.addOutput(QgsProcessingOutputFile(self.SUCCESS_RATE_PLOT, self.tr("Success-rate curve (PNG)")))
+
+    def method(self, parameters, context) -> str:
+        return DETECTORS[self.parameterAsEnum(parameters, self.METHOD, context)][0]
+
+    def run_label(self, parameters, context) -> str:
+        return self.method(parameters, context)
+
+    def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
+        method = self.method(parameters, context)
+        samples, elements = self.prepare_samples(parameters, context, feedback, run)
+        argv = ["--method", method, "--samples", str(samples)]
+        if self.parameterAsFields(parameters, self.ELEMENTS, context):
+            argv += ["--elements", ",".join(elements)]
+        argv += ["--transform", TRANSFORMS[self.parameterAsEnum(parameters, self.TRANSFORM, context)][0]]
+        deposits = self.prepare_deposits(parameters, context, feedback, run)
+        if deposits is not None:
+            argv += ["--deposits", str(deposits)]
+        argv += self.cell_arguments(parameters, context)
+        argv += self.work_crs_arguments(parameters, context)
+        argv += self.seed_arguments(parameters, context)
+        argv += self.device_arguments(parameters, context)
+        if method == "transformer":
+            for name, flag in ((self.GENERATIONS, "--generations"), (self.NEIGHBOURS, "--neighbours"),
+                               (self.EPOCHS, "--epochs")):
+                if parameters.get(name) not in (None, ""):
+                    argv += [flag, str(self.parameterAsInt(parameters, name, context))]
+        return argv
+
+    def collect_outputs(self, parameters, context, feedback, run) -> dict:
+        method = self.method(parameters, context)
+        out = run.out_dir
+        raster = out / "anomaly_score.tif"
+        scores = out / "scores.gpkg"
+        scores_uri = f"{scores}|layername=scores"
+        plot = out / "success_rate.png"
+        outputs = self.common_outputs(run)
+        outputs.update({
+            self.SCORES: scores_uri if scores.is_file() else None,
+            self.ANOMALY_RASTER: str(raster) if raster.is_file() else None,
+            self.SCORES_CSV: str(out / "scores.csv") if (out / "scores.csv").is_file() else None,
+            self.SUCCESS_RATE_PLOT: str(plot) if plot.is_file() else None,
+            self.AUC: _auc(run, method),
+        })
+        if outputs[self.AUC] is not None:
+            feedback.pushInfo(f"AUC against the known deposits: {outputs[self.AUC]:.3f}")
+        if raster.is_file():
+            self.load_on_completion(context, run, raster, f"Anomaly score ({method})", "raster", "anomaly",
+                                    rank=90, output_name=self.ANOMALY_RASTER)
+        if scores.is_file():
+            self.load_on_completion(context, run, scores_uri, f"Scored samples ({method})", "vector", "points",
+                                    rank=10, output_name=self.SCORES)
+        return outputs
+
+
+def _auc(run, method: str) -> float | None:
+    """The run's AUC (mean of the evaluation protocol's runs) for ``method``."""
+    for source in (run.result, read_json(run.out_dir / "run.json")):
+        auc = ((source or {}).get("metrics") or {}).get("auc") if isinstance(source, dict) else None
+        if isinstance(auc, dict) and isinstance(auc.get(method), dict):
+            value = auc[method].get("mean")
+            if isinstance(value, (int, float)):
+                return float(value)
+    return find_metric([run.result], "auc")

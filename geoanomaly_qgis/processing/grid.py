@@ -1,0 +1,43 @@
+"""Grid samples to raster: one band per chosen field, interpolated from the sample points."""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingOutputRasterLayer
+
+from .base import EngineAlgorithm
+
+
+class GridSamples(EngineAlgorithm):
+    COMMAND = "grid"
+    NAME = "grid_samples"
+    DISPLAY_NAME = "Grid samples to raster"
+    GROUP, GROUP_ID = "Samples", "samples"
+    ICON = "grid.svg"
+    HELP = (
+        "Interpolates sample values onto a regular grid: one band per field, named after the field, in a "
+        "projected CRS in metres (samples in degrees are reprojected).<br><br>"
+        "<b>Fields</b>: leave empty to grid every numeric field ending in _ppm, _ppb or _pct. "
+        "<b>Cell size</b>: empty lets the engine choose it from the sample spacing."
+    )
+
+    GRID = "GRID"
+
+    def define_parameters(self) -> None:
+        self.add_samples_parameters(elements_help="Fields to grid (none chosen: every numeric field ending in "
+                                                  "_ppm, _ppb or _pct)")
+        self.add_cell_parameter()
+        self.add_output_folder()
+        self.addOutput(QgsProcessingOutputRasterLayer(self.GRID, self.tr("Gridded samples (one band per field)")))
+
+    def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
+        samples, fields = self.prepare_samples(parameters, context, feedback, run)
+        return ["--samples", str(samples), "--fields", ",".join(fields), *self.cell_arguments(parameters, context)]
+
+    def collect_outputs(self, parameters, context, feedback, run) -> dict:
+        grid = run.out_dir / "grid.tif"
+        outputs = self.common_outputs(run)
+        outputs[self.GRID] = str(grid) if grid.is_file() else None
+        if grid.is_file():
+            self.load_on_completion(context, run, grid, "Gridded samples", "raster", "anomaly", rank=90,
+                                    output_name=self.GRID)
+        return outputs

@@ -1,0 +1,32 @@
+"""The "GeoAnomaly" Processing provider: every engine command as an algorithm."""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .base import ICONS_DIR
+from .detect import SamplesToAnomalies
+from .evaluate import EvaluateAgainstDeposits
+from .grid import GridSamples
+
+# Algorithms of later issues add themselves here (one class each, subclassing EngineAlgorithm).
+ALGORITHMS = [SamplesToAnomalies, GridSamples, EvaluateAgainstDeposits]
+
+
+class GeoAnomalyProvider(QgsProcessingProvider):
+    def id(self) -> str:
+        return "geoanomaly"
+
+    def name(self) -> str:
+        return "GeoAnomaly"
+
+    def longName(self) -> str:  # noqa: N802 - QGIS API name
+        return "GeoAnomaly - geochemical anomalies and prospectivity"
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICONS_DIR / "geoanomaly.svg"))
+
+    def loadAlgorithms(self) -> None:  # noqa: N802
+        for algorithm in ALGORITHMS:
+            self.addAlgorithm(algorithm())

@@ -1,0 +1,172 @@
+"""Styles for result layers, and a layer group per run.
+
+- Anomaly rasters: the heat-map style in ``resources/styles/anomaly_score.qml``
+  (single-band pseudocolor, transparent at background values so the basemap
+  shows through, yellow -> red -> dark red for anomalies). Its colour stops
+  are written at positions 0..1 and stretched here between the 2nd and 98th
+  percentiles of the layer's values, so one outlier cannot wash the map out.
+- Scored points: graduated symbols (quantile classes, the same colours, larger
+  symbols for higher scores).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+from qgis.core import (
+    QgsClassificationQuantile,
+    QgsColorRampShader,
+    QgsGradientColorRamp,
+    QgsGradientStop,
+    QgsGraduatedSymbolRenderer,
+    QgsLayerTreeGroup,
+    QgsMapLayer,
+    QgsMarkerSymbol,
+    QgsProject,
+    QgsRasterLayer,
+    QgsSingleBandPseudoColorRenderer,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtGui import QColor
+
+STYLES_DIR = Path(__file__).resolve().parent / "resources" / "styles"
+ANOMALY_QML = STYLES_DIR / "anomaly_score.qml"
+
+# Percentiles of the values mapped to the two ends of the colour ramp.
+LOW_PERCENTILE = 0.02
+HIGH_PERCENTILE = 0.98
+
+# The heat ramp (ColorBrewer YlOrRd), low end transparent: reads on a basemap.
+HEAT_STOPS = [
+    (0.0, QColor(255, 255, 178, 0)),
+    (0.25, QColor(254, 217, 118, 110)),
+    (0.5, QColor(253, 141, 60, 170)),
+    (0.75, QColor(240, 59, 32, 215)),
+    (1.0, QColor(189, 0, 38, 255)),
+]
+
+
+def heat_ramp(opaque: bool = False) -> QgsGradientColorRamp:
+    """The heat ramp as a QGIS colour ramp (``opaque`` for point symbols)."""
+
+    def colour(c: QColor) -> QColor:
+        return QColor(c.red(), c.green(), c.blue(), 255) if opaque else QColor(c)
+
+    first, last = HEAT_STOPS[0][1], HEAT_STOPS[-1][1]
+    if opaque:  # the transparent low end would hide low-score points
+        first = QColor(255, 255, 204)
+    stops = [QgsGradientStop(position, colour(c)) for position, c in HEAT_STOPS[1:-1]]
+    return QgsGradientColorRamp(colour(first), colour(last), False, stops)
+
+
+def percentile_range(layer: QgsRasterLayer, band: int = 1,
+                     low: float = LOW_PERCENTILE, high: float = HIGH_PERCENTILE) -> tuple[float, float] | None:
+    """Values at the ``low`` and ``high`` cumulative fractions of ``band`` (nodata left out)."""
+    provider = layer.dataProvider()
+    if provider is None:
+        return None
+    lower, upper = provider.cumulativeCut(band, low, high, layer.extent(), 250000)
+    if lower != lower or upper != upper:  # NaN: no valid cells
+        return None
+    if upper <= lower:
+        stats = provider.bandStatistics(band)
+        lower, upper = stats.minimumValue, stats.maximumValue
+        if upper <= lower:
+            upper = lower + 1.0
+    return float(lower), float(upper)
+
+
+def style_anomaly_raster(layer: QgsRasterLayer, band: int = 1, qml: Path = ANOMALY_QML) -> bool:
+    """Apply the heat-map style to ``band`` and stretch it to the layer's percentiles."""
+    if not layer.isValid():
+        return False
+    message, ok = layer.loadNamedStyle(str(qml))
+    renderer = layer.renderer()
+    if not ok or not isinstance(renderer, QgsSingleBandPseudoColorRenderer):
+        renderer = _build_heat_renderer(layer)
+    value_range = percentile_range(layer, band)
+    if value_range is None:
+        return False
+    lower, upper = value_range
+    shader = renderer.shader()
+    function = shader.rasterShaderFunction()
+    # The .qml's stops sit at 0..1: move them onto [lower, upper].
+    items = [
+        QgsColorRampShader.ColorRampItem(lower + item.value * (upper - lower), item.color,
+                                         f"{lower + item.value * (upper - lower):.3g}")
+        for item in function.colorRampItemList()
+    ]
+    items[0].label = f"{lower:.3g} (low)"
+    items[-1].label = f"{upper:.3g} (high)"
+    function.setColorRampItemList(items)
+    function.setMinimumValue(lower)
+    function.setMaximumValue(upper)
+    function.setClip(False)  # values above the 98th percentile stay dark red, not blank
+    renderer.setBand(band)
+    renderer.setClassificationMin(lower)
+    renderer.setClassificationMax(upper)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+    return True
+
+
+def _build_heat_renderer(layer: QgsRasterLayer) -> QgsSingleBandPseudoColorRenderer:
+    """The same style as the .qml, in code (used when the .qml cannot be read)."""
+    function = QgsColorRampShader(0.0, 1.0)
+    function.setColorRampType(QgsColorRampShader.Interpolated)
+    function.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, c, "") for v, c in HEAT_STOPS])
+    from qgis.core import QgsRasterShader
+
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(function)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    return renderer
+
+
+def style_scored_points(layer: QgsVectorLayer, field: str = "anomaly_score", classes: int = 5) -> bool:
+    """Graduated symbols on ``field``: quantile classes, heat colours, bigger = more anomalous."""
+    if not layer.isValid() or layer.fields().lookupField(field) < 0:
+        return False
+    symbol = QgsMarkerSymbol.createSimple({"name": "circle", "size": "2", "outline_color": "35,35,35,160",
+                                           "outline_width": "0.1"})
+    renderer = QgsGraduatedSymbolRenderer(field)
+    renderer.setSourceSymbol(symbol)
+    renderer.setClassificationMethod(QgsClassificationQuantile())
+    renderer.updateClasses(layer, classes)
+    renderer.updateColorRamp(heat_ramp(opaque=True))
+    renderer.setSymbolSizes(1.4, 3.4)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+    return True
+
+
+def run_group_name(method: str, when: _dt.datetime | None = None) -> str:
+    """A run's layer group: method and local time, e.g. 'GeoAnomaly mahalanobis 2026-11-23 14:05:09'."""
+    when = when or _dt.datetime.now()
+    return f"GeoAnomaly {method} {when:%Y-%m-%d %H:%M:%S}"
+
+
+def move_into_group(project: QgsProject, layer: QgsMapLayer, group_name: str) -> QgsLayerTreeGroup:
+    """Put ``layer`` into the group ``group_name`` (created at the top of the layer tree when missing).
+
+    Layers keep the order they arrive in below one another, so a run's points
+    (added last) are drawn above its raster when loaded points-last.
+    """
+    root = project.layerTreeRoot()
+    group = root.findGroup(group_name)
+    if group is None:
+        group = root.insertGroup(0, group_name)
+    node = root.findLayer(layer.id())
+    if node is None:
+        if project.mapLayer(layer.id()) is None:
+            project.addMapLayer(layer, False)
+        group.insertLayer(0, layer)
+        return group
+    parent = node.parent()
+    if parent is group:
+        return group
+    clone = node.clone()
+    group.insertChildNode(0, clone)
+    parent.removeChildNode(node)
+    return group
