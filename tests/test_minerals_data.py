@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 import pytest
+from minerals_fixtures import tiny_photo_set  # noqa: F401
 from PIL import Image
 
 from core.errors import InvalidInputError
@@ -18,7 +19,6 @@ from core.minerals.properties import (
     read_property_csv,
 )
 from core.minerals.synthetic import class_counts, class_looks, render_specimen, write_synthetic_photo_set
-from minerals_fixtures import tiny_photo_set  # noqa: F401
 
 
 def _digest(folder):

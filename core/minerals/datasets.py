@@ -162,7 +162,7 @@ def specimen_properties(collection: PhotoCollection, table: dict[str, np.ndarray
 
 def collection_fingerprint(collection: PhotoCollection) -> str:
     """A short hash of the file list, labels and split (to check a resumed run uses the same data)."""
-    text = "\n".join(f"{f}\t{l}\t{s}" for f, l, s in zip(collection.files, collection.labels, collection.split))
+    text = "\n".join(f"{f}\t{c}\t{s}" for f, c, s in zip(collection.files, collection.labels, collection.split))
     return f"{zlib.crc32(text.encode()):08x}-{len(collection.files)}"
 
 

@@ -156,7 +156,7 @@ def read_property_csv(path: str | Path) -> dict[str, np.ndarray]:
     for row_number, row in enumerate(frame.itertuples(index=False), start=2):
         record = dict(zip(frame.columns, row))
 
-        def cell(name: str):
+        def cell(name: str, record=record):
             return record[columns[name]] if name in columns else None
 
         try:

@@ -1,0 +1,292 @@
+"""Long-tailed training by stages (seed 002): FEA -> CFL -> cRT, and the plain cross-entropy baseline.
+
+1. FEA (feature-extractor adjustment): logit-adjusted cross-entropy
+   ``CE(z + tau log pi, y)``, instance-uniform batches.
+2. CFL (core feature learning): each batch = half instance-uniform + half from
+   the inverse-probability sampler (rebuilt every ``resample_every`` epochs from
+   an evaluation pass over all training photos, raw logits), logit-adjusted CE
+   + centre loss (weight 3e-4, centres on their own SGD at lr 0.5 with the
+   gradient scaled by 1/weight).
+3. cRT (classifier re-training): feature extractor frozen (no gradients, eval
+   mode so BatchNorm statistics stay), classifier re-initialised and trained with
+   class-balanced batches and *plain* CE, SGD lr 1e-3 with cosine decay. The
+   frozen features of the training photos are computed once (evaluation
+   transform) and reused by every cRT epoch.
+
+FEA and CFL share one one-cycle learning-rate schedule. Weight decay is applied
+once, by the optimiser. After each stage a checkpoint (weights + optimiser +
+schedule state) lets an interrupted run resume at the next stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.minerals.datasets import PhotoCollection, PhotoDataset, collection_fingerprint
+from core.minerals.losses import CenterLoss, log_class_prior, logit_adjusted_cross_entropy
+from core.minerals.metrics import classwise_metrics, tail_classes
+from core.minerals.models import PhotoClassifier
+from core.minerals.samplers import (
+    class_balanced_batches,
+    core_feature_batches,
+    inverse_probability_weights,
+    uniform_batches,
+)
+from core.progress import Progress, SilentProgress
+
+
+@dataclass
+class LongTailConfig:
+    """Settings of a long-tailed training run (defaults: the published ones, for real photo sets)."""
+
+    method: str = "longtail"  # "longtail" (FEA -> CFL -> cRT) or "baseline" (plain CE, same length)
+    arch: str = "resnet50"
+    weights: str | None = None  # user-supplied ImageNet weights file; None = from scratch
+    image_size: int = 224
+    batch_size: int = 128
+    fea_epochs: int = 60
+    cfl_epochs: int = 40
+    crt_epochs: int = 10
+    lr: float | None = None  # peak one-cycle LR; None = 0.002 with weights, 0.05 from scratch
+    warmup_epochs: int = 10
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    tau: float = 1.0
+    centre_weight: float = 3e-4
+    centre_lr: float = 0.5
+    resample_every: int = 5
+    crt_lr: float = 1e-3
+    crt_per_class: int = 4
+    seed: int = 0
+    num_workers: int = 0
+
+    def peak_lr(self) -> float:
+        return self.lr if self.lr is not None else (0.002 if self.weights else 0.05)
+
+    def stages(self) -> list[str]:
+        return ["ce"] if self.method == "baseline" else ["fea", "cfl", "crt"]
+
+
+def _loader(dataset: PhotoDataset, batches, num_workers: int):
+    return torch.utils.data.DataLoader(dataset, batch_sampler=[b.tolist() for b in batches], num_workers=num_workers)
+
+
+def _eval_loader(dataset: PhotoDataset, batch_size: int, num_workers: int):
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+
+
+@torch.no_grad()
+def predict_logits(model: PhotoClassifier, dataset: PhotoDataset, batch_size: int, device,
+                   num_workers: int = 0, with_features: bool = False):
+    """Raw logits (and pooled features) of every photo of ``dataset``, model in eval mode."""
+    was_training = model.training
+    model.eval()
+    logits, feats = [], []
+    for images, _, _ in _eval_loader(dataset, batch_size, num_workers):
+        z, f = model(images.to(device), with_features=True)
+        logits.append(z.cpu())
+        if with_features:
+            feats.append(f.cpu())
+    model.train(was_training)
+    return (torch.cat(logits), torch.cat(feats)) if with_features else torch.cat(logits)
+
+
+class LongTailTrainer:
+    """Trains a :class:`PhotoClassifier` on a collection's training photos, stage by stage."""
+
+    def __init__(self, config: LongTailConfig, device, checkpoint_dir: str | Path | None = None,
+                 progress: Progress | None = None) -> None:
+        self.config = config
+        self.device = device
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.progress = progress or SilentProgress()
+        self.history_: dict[str, list] = {}
+
+    # -- bookkeeping ----------------------------------------------------------------------------------
+    def _fingerprint(self, collection: PhotoCollection) -> str:
+        settings = {k: v for k, v in asdict(self.config).items() if k != "num_workers"}
+        text = json.dumps(settings, sort_keys=True) + collection_fingerprint(collection)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _checkpoint(self, stage: str) -> Path | None:
+        return self.checkpoint_dir / f"stage_{stage}.pt" if self.checkpoint_dir else None
+
+    def _save_stage(self, stage: str, fingerprint: str, state: dict) -> None:
+        path = self._checkpoint(stage)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+        path.with_suffix(".json").write_text(json.dumps({"fingerprint": fingerprint, "history": self.history_}))
+
+    def _resume_point(self, stages: list[str], fingerprint: str) -> tuple[int, dict | None]:
+        """Index of the first stage still to run, and the checkpoint of the stage before it."""
+        done, state = 0, None
+        for i, stage in enumerate(stages):
+            path = self._checkpoint(stage)
+            if path is None or not path.is_file() or not path.with_suffix(".json").is_file():
+                break
+            info = json.loads(path.with_suffix(".json").read_text())
+            if info.get("fingerprint") != fingerprint:
+                self.progress.warn(f"checkpoint {path.name} is from other settings or photos; starting again")
+                break
+            done = i + 1
+            self.history_ = info.get("history", {})
+        if done:
+            state = torch.load(self._checkpoint(stages[done - 1]), map_location="cpu", weights_only=True)
+            self.progress.log(f"resuming after stage {stages[done - 1].upper()} from {self.checkpoint_dir}")
+        return done, state
+
+    # -- training -------------------------------------------------------------------------------------
+    def fit(self, collection: PhotoCollection) -> PhotoClassifier:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        train_idx = collection.indices("train")
+        labels = collection.labels[train_idx]
+        counts = collection.class_counts("train")
+        self.class_counts_ = counts
+        self.tail_classes_ = tail_classes(counts)
+        model = PhotoClassifier(cfg.arch, len(collection.classes), cfg.weights).to(self.device)
+        train_set = PhotoDataset(collection, train_idx, cfg.image_size, train=True)
+        scoring_set = PhotoDataset(collection, train_idx, cfg.image_size, train=False)
+        log_prior = log_class_prior(counts).to(self.device)
+        centre = CenterLoss(len(collection.classes), model.n_features, seed=cfg.seed).to(self.device)
+
+        n = len(train_idx)
+        fea_steps = cfg.fea_epochs * math.ceil(n / cfg.batch_size)
+        cfl_steps = cfg.cfl_epochs * math.ceil(n / max(1, cfg.batch_size // 2))
+        main_epochs = cfg.fea_epochs + cfg.cfl_epochs
+        total_steps = fea_steps + cfl_steps if cfg.method == "longtail" else main_epochs * math.ceil(n / cfg.batch_size)
+        optimiser = torch.optim.SGD(model.parameters(), lr=cfg.peak_lr(), momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimiser, max_lr=cfg.peak_lr(), total_steps=max(1, total_steps),
+            pct_start=min(0.9, max(0.01, cfg.warmup_epochs / max(1, main_epochs))),
+        )
+        centre_optimiser = torch.optim.SGD(centre.parameters(), lr=cfg.centre_lr)
+
+        stages = cfg.stages()
+        fingerprint = self._fingerprint(collection)
+        start, state = self._resume_point(stages, fingerprint)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimiser.load_state_dict(state["optimiser"])
+            schedule.load_state_dict(state["schedule"])
+            centre.load_state_dict(state["centre"])
+            centre_optimiser.load_state_dict(state["centre_optimiser"])
+
+        total_epochs = {"ce": main_epochs, "fea": cfg.fea_epochs, "cfl": cfg.cfl_epochs, "crt": cfg.crt_epochs}
+        all_epochs = max(1, sum(total_epochs[s] for s in stages))
+        names = {"ce": "Plain cross-entropy (baseline)", "fea": "FEA: logit-adjusted feature learning",
+                 "cfl": "CFL: inverse-probability sampling + centre loss", "crt": "cRT: classifier re-training"}
+        for stage in stages[start:]:
+            rng = np.random.default_rng([cfg.seed, stages.index(stage)])
+            self.progress.stage(stage, names[stage], weight=total_epochs[stage] / all_epochs)
+            if stage in ("ce", "fea"):
+                adjust = stage == "fea"
+                for epoch in range(total_epochs[stage]):
+                    batches = uniform_batches(n, cfg.batch_size, rng)
+                    loss = self._epoch(model, train_set, batches, optimiser, schedule, log_prior if adjust else None)
+                    self._log(stage, epoch, total_epochs[stage], loss)
+            elif stage == "cfl":
+                weights = None
+                for epoch in range(cfg.cfl_epochs):
+                    if epoch % max(1, cfg.resample_every) == 0:
+                        logits = predict_logits(model, scoring_set, cfg.batch_size, self.device, cfg.num_workers)
+                        p_true = logits.softmax(1)[torch.arange(n), torch.as_tensor(labels)].numpy()
+                        weights = inverse_probability_weights(p_true, labels, len(collection.classes))
+                    batches = core_feature_batches(weights, cfg.batch_size, rng)
+                    loss = self._epoch(model, train_set, batches, optimiser, schedule, log_prior,
+                                       centre=centre, centre_optimiser=centre_optimiser)
+                    self._log(stage, epoch, cfg.cfl_epochs, loss)
+            else:
+                self.retrain_classifier(model, scoring_set, labels, rng)
+            self._save_stage(stage, fingerprint, {
+                "model": model.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
+                "centre": centre.state_dict(), "centre_optimiser": centre_optimiser.state_dict(),
+            })
+        model.eval()
+        return model
+
+    def _epoch(self, model, dataset, batches, optimiser, schedule, log_prior, centre=None, centre_optimiser=None):
+        cfg = self.config
+        model.train()
+        total, count = 0.0, 0
+        for images, targets, _ in _loader(dataset, batches, cfg.num_workers):
+            images, targets = images.to(self.device), targets.to(self.device)
+            logits, features = model(images, with_features=True)
+            if log_prior is not None:
+                loss = logit_adjusted_cross_entropy(logits, targets, log_prior, cfg.tau)
+            else:
+                loss = F.cross_entropy(logits, targets)
+            if centre is not None:
+                loss = loss + cfg.centre_weight * centre(features, targets)
+                centre_optimiser.zero_grad(set_to_none=True)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            if centre is not None:
+                centre_step(centre, centre_optimiser, cfg.centre_weight)
+            schedule.step()
+            total += float(loss.detach()) * len(targets)
+            count += len(targets)
+        return total / max(1, count)
+
+    def retrain_classifier(self, model: PhotoClassifier, scoring_set: PhotoDataset, labels: np.ndarray,
+                           rng: np.random.Generator) -> None:
+        """cRT: frozen, eval-mode feature extractor; fresh classifier; class-balanced batches; plain CE."""
+        cfg = self.config
+        _, features = predict_logits(model, scoring_set, cfg.batch_size, self.device, cfg.num_workers,
+                                     with_features=True)
+        model.backbone.requires_grad_(False)
+        model.backbone.eval()
+        features = features.to(self.device)
+        targets = torch.as_tensor(labels, device=self.device)
+        torch.manual_seed(cfg.seed + 101)
+        model.classifier.reset_parameters()
+        optimiser = torch.optim.SGD(model.classifier.parameters(), lr=cfg.crt_lr, momentum=cfg.momentum,
+                                    weight_decay=cfg.weight_decay)
+        per_epoch = max(1, math.ceil(len(labels) / cfg.batch_size))
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, cfg.crt_epochs * per_epoch))
+        model.classifier.train()
+        for epoch in range(cfg.crt_epochs):
+            total = 0.0
+            for batch in class_balanced_batches(labels, cfg.batch_size, rng, cfg.crt_per_class, per_epoch):
+                index = torch.as_tensor(batch, device=self.device)
+                loss = F.cross_entropy(model.classifier(features[index]), targets[index])
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                total += float(loss.detach())
+            self._log("crt", epoch, cfg.crt_epochs, total / per_epoch)
+
+    def _log(self, stage: str, epoch: int, epochs: int, loss: float) -> None:
+        self.history_.setdefault(stage, []).append(round(float(loss), 5))
+        self.progress.update((epoch + 1) / max(1, epochs), f"{stage.upper()} epoch {epoch + 1}/{epochs} loss {loss:.4f}")
+
+
+def centre_step(centre: CenterLoss, centre_optimiser: torch.optim.Optimizer, weight: float) -> None:
+    """Move the centres by the gradient of the *unweighted* centre loss (their grad holds weight x that)."""
+    centre.centres.grad.mul_(1.0 / weight)
+    centre_optimiser.step()
+
+
+def evaluate_classifier(model: PhotoClassifier, collection: PhotoCollection, split: str, image_size: int,
+                        tail: list[int], device, batch_size: int = 64, num_workers: int = 0) -> dict:
+    """Class-wise metrics of ``model`` on one split of ``collection`` (raw logits, centre crop)."""
+    index = collection.indices(split)
+    dataset = PhotoDataset(collection, index, image_size, train=False)
+    logits = predict_logits(model, dataset, batch_size, device, num_workers)
+    predicted = logits.argmax(1).numpy()
+    return classwise_metrics(collection.labels[index], predicted, len(collection.classes), tail)
