@@ -1,0 +1,428 @@
+"""KDAL: knowledge-distillation active learning on an evidence stack (seed 004).
+
+The anomaly detector is the teacher: its normalised scores are soft labels
+for every valid cell. The student is a small classifier on the standardised
+evidence values of a cell. Each cycle trains the student on
+
+    loss = soft_loss(all valid cells) + hard_weight * cross_entropy(labelled cells)
+
+(``hard_weight`` 1: the seed's "sum", 1 : 1), then proposes the K cells it is
+least sure about (lowest max-class probability) for labelling, spread out so
+that no two queries share a neighbourhood.
+
+Choices (defaults; all configurable in :class:`KDALConfig`):
+
+- **Student**: an MLP with two hidden layers of 32 units (``hidden=0`` gives
+  logistic regression). Logistic regression on one anomaly band can only
+  reproduce the teacher's ranking; the hidden layers let labels bend the map
+  (e.g. "very high arsenic but low gold is background") at a cost of a few
+  seconds on a CPU.
+- **Soft loss**: KL divergence at temperature T = 2 (Hinton et al.), scaled
+  by T^2 so that its gradients stay comparable to the hard loss. The teacher's
+  scores are not calibrated probabilities; T > 1 softens both sides, so the
+  student learns the teacher's *ordering* of cells rather than its exact
+  (arbitrary) confidence, and the hard labels can move it. ``soft_loss="ce"``
+  gives plain soft cross-entropy (the KL at T = 1 up to a constant).
+- **Query spacing**: least-confidence cells are taken in order of confidence,
+  skipping any cell within ``spacing - 1`` cells (Chebyshev) of a query
+  already taken or of a labelled cell: otherwise the K queries would be K
+  neighbouring cells on one contour of p = 0.5, i.e. one field visit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import InvalidInputError
+
+SOFT_LOSSES = ("kl", "ce")
+
+
+@dataclass
+class KDALConfig:
+    hidden: int = 32  # units per hidden layer; 0 = logistic regression
+    soft_loss: str = "kl"  # "kl" (with temperature) or "ce" (soft cross-entropy)
+    temperature: float = 2.0
+    hard_weight: float = 1.0  # weight of the hard loss against the soft loss (seed: 1)
+    steps: int = 300  # optimiser steps per training
+    learning_rate: float = 0.01
+    weight_decay: float = 1e-4
+    batch_cells: int = 65536  # soft-loss cells per step; all cells when fewer
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.soft_loss not in SOFT_LOSSES:
+            raise InvalidInputError(f"unknown soft loss {self.soft_loss!r}: use one of {', '.join(SOFT_LOSSES)}")
+        if not self.temperature > 0:
+            raise InvalidInputError(f"the temperature must be positive, got {self.temperature}")
+        if self.hidden < 0 or self.steps < 1 or self.batch_cells < 1:
+            raise InvalidInputError("hidden must be >= 0, steps and batch_cells >= 1")
+        if self.hard_weight < 0:
+            raise InvalidInputError(f"the hard-loss weight must be >= 0, got {self.hard_weight}")
+
+
+def _build_network(n_features: int, hidden: int):
+    from torch import nn
+
+    if hidden == 0:
+        return nn.Linear(n_features, 2)
+    return nn.Sequential(
+        nn.Linear(n_features, hidden), nn.ReLU(),
+        nn.Linear(hidden, hidden), nn.ReLU(),
+        nn.Linear(hidden, 2),
+    )
+
+
+def soft_loss(logits, teacher_prob, kind: str, temperature: float):
+    """Distillation loss between the student's logits and the teacher's P(prospective) per cell."""
+    import torch
+    import torch.nn.functional as F
+
+    teacher = torch.stack([1.0 - teacher_prob, teacher_prob], dim=1)
+    if kind == "ce":
+        return -(teacher * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    # Teacher logits from its probabilities; clipped so 0 and 1 stay finite.
+    p = teacher_prob.clamp(1e-4, 1 - 1e-4)
+    teacher_logits = torch.stack([torch.zeros_like(p), torch.log(p / (1 - p))], dim=1)
+    target = F.softmax(teacher_logits / temperature, dim=1)
+    student = F.log_softmax(logits / temperature, dim=1)
+    return F.kl_div(student, target, reduction="batchmean") * temperature**2
+
+
+class ProspectivityClassifier:
+    """The student: evidence values of a cell -> P(prospective). scikit-learn habits."""
+
+    def __init__(self, config: KDALConfig | None = None) -> None:
+        self.config = config or KDALConfig()
+
+    def fit(
+        self,
+        features: np.ndarray,
+        soft_targets: np.ndarray | None = None,
+        labelled: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+    ) -> ProspectivityClassifier:
+        """Train on soft targets (P(prospective) per row of ``features``) and/or hard 0/1 ``labels`` at rows ``labelled``."""
+        import torch
+
+        from core.device import resolve_device
+
+        cfg = self.config
+        features = np.asarray(features, dtype=np.float32)
+        labelled = np.asarray([] if labelled is None else labelled, dtype=np.int64)
+        labels = np.asarray([] if labels is None else labels, dtype=np.int64)
+        if soft_targets is None and labelled.size == 0:
+            raise InvalidInputError("nothing to train on: no soft labels and no labelled cells")
+        if labelled.size != labels.size:
+            raise ValueError("labelled and labels differ in length")
+        self.mean_ = features.mean(axis=0)
+        scale = features.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0).astype(np.float32)
+        self.n_features_in_ = features.shape[1]
+        self.device_ = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        self.network_ = _build_network(self.n_features_in_, cfg.hidden).to(self.device_)
+        x = torch.from_numpy((features - self.mean_) / self.scale_).to(self.device_)
+        soft = None if soft_targets is None else torch.as_tensor(soft_targets, dtype=torch.float32, device=self.device_)
+        hard_idx = torch.from_numpy(labelled).to(self.device_)
+        hard_y = torch.from_numpy(labels).to(self.device_)
+        optimiser = torch.optim.Adam(self.network_.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        n = len(x)
+        self.network_.train()
+        with _cpu_threads(self.device_, n):
+            self._train(x, soft, hard_idx, hard_y, labelled.size, optimiser, generator)
+        return self
+
+    def _train(self, x, soft, hard_idx, hard_y, n_labelled: int, optimiser, generator) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        cfg = self.config
+        n = len(x)
+        for _ in range(cfg.steps):
+            optimiser.zero_grad()
+            loss = torch.zeros((), device=self.device_)
+            if soft is not None:
+                if n > cfg.batch_cells:
+                    batch = torch.randint(0, n, (cfg.batch_cells,), generator=generator).to(self.device_)
+                    loss = loss + soft_loss(self.network_(x[batch]), soft[batch], cfg.soft_loss, cfg.temperature)
+                else:
+                    loss = loss + soft_loss(self.network_(x), soft, cfg.soft_loss, cfg.temperature)
+            if n_labelled:
+                weight = cfg.hard_weight if soft is not None else 1.0
+                loss = loss + weight * F.cross_entropy(self.network_(x[hard_idx]), hard_y)
+            loss.backward()
+            optimiser.step()
+        self.final_loss_ = float(loss.detach())
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """P(prospective) per row, float64 in [0, 1]."""
+        import torch
+
+        x = (np.asarray(features, dtype=np.float32) - self.mean_) / self.scale_
+        self.network_.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(x), 262144):
+                chunk = torch.from_numpy(x[start:start + 262144]).to(self.device_)
+                out.append(torch.softmax(self.network_(chunk), dim=1)[:, 1].cpu().numpy())
+        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+    def save(self, folder: str | Path) -> None:
+        """``student.pt`` (state_dict) + ``student.json`` (config, scaler): nothing that runs code on load."""
+        import torch
+
+        folder = Path(folder)
+        torch.save({k: v.cpu() for k, v in self.network_.state_dict().items()}, folder / "student.pt")
+        meta = {"config": asdict(self.config), "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
+                "n_features": self.n_features_in_}
+        (folder / "student.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "auto") -> ProspectivityClassifier:
+        import torch
+
+        from core.device import resolve_device
+
+        folder = Path(folder)
+        meta = json.loads((folder / "student.json").read_text())
+        model = cls(KDALConfig(**{**meta["config"], "device": device}))
+        model.mean_ = np.asarray(meta["mean"], dtype=np.float32)
+        model.scale_ = np.asarray(meta["scale"], dtype=np.float32)
+        model.n_features_in_ = int(meta["n_features"])
+        model.device_ = resolve_device(device)
+        model.network_ = _build_network(model.n_features_in_, model.config.hidden)
+        model.network_.load_state_dict(torch.load(folder / "student.pt", weights_only=True))
+        model.network_.to(model.device_)
+        return model
+
+
+@contextlib.contextmanager
+def _cpu_threads(device, n_cells: int):
+    """One CPU thread for small grids: a tiny network gains nothing from threads and loses a lot
+    to contention on a shared machine (measured: 2 threads 5x slower on a busy 2-core box)."""
+    import torch
+
+    if device.type != "cpu" or n_cells > 200_000:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def least_confident_cells(
+    probability: np.ndarray,
+    k: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    spacing: int = 1,
+    candidates: np.ndarray | None = None,
+    avoid: np.ndarray | None = None,
+) -> np.ndarray:
+    """The ``k`` cells with the lowest max-class probability, at least ``spacing`` cells apart.
+
+    ``probability``: P(prospective) per valid cell; ``rows``/``cols``: each
+    cell's grid position; ``candidates``: bool mask of cells that may be
+    queried; ``avoid``: cells already labelled (no query within ``spacing``
+    of them either). Ties go to the lower cell index. Returns fewer than
+    ``k`` when the spacing leaves no more room.
+    """
+    probability = np.asarray(probability, dtype=np.float64)
+    if k < 0:
+        raise InvalidInputError(f"the number of queries K must be >= 0, got {k}")
+    spacing = max(int(spacing), 1)
+    confidence = np.maximum(probability, 1.0 - probability)
+    order = np.lexsort((np.arange(len(confidence)), confidence))
+    if candidates is not None:
+        order = order[np.asarray(candidates, dtype=bool)[order]]
+    n_rows, n_cols = int(rows.max()) + 1, int(cols.max()) + 1
+    blocked = np.zeros((n_rows, n_cols), dtype=bool)
+
+    def block(i: int) -> None:
+        r, c = rows[i], cols[i]
+        blocked[max(r - spacing + 1, 0):r + spacing, max(c - spacing + 1, 0):c + spacing] = True
+
+    for i in ([] if avoid is None else np.asarray(avoid, dtype=np.int64)):
+        block(int(i))
+    chosen: list[int] = []
+    for i in order:
+        if len(chosen) >= k:
+            break
+        if blocked[rows[i], cols[i]]:
+            continue
+        chosen.append(int(i))
+        block(int(i))
+    return np.asarray(chosen, dtype=np.int64)
+
+
+@dataclass
+class LabelledCells:
+    """The labelled pool: valid-cell index, 0/1 label and where the label came from."""
+
+    cells: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sources: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    def add(self, cells, labels, source: str | list[str]) -> LabelledCells:
+        """A new pool with these labels added; a later label for a cell replaces an earlier one."""
+        cells = np.asarray(cells, dtype=np.int64).reshape(-1)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        sources = [source] * len(cells) if isinstance(source, str) else list(source)
+        all_cells = np.concatenate([self.cells, cells])
+        all_labels = np.concatenate([self.labels, labels])
+        all_sources = self.sources + sources
+        # Keep the last label given for each cell (the geologist's latest word).
+        _, last_from_end = np.unique(all_cells[::-1], return_index=True)
+        keep = np.sort(len(all_cells) - 1 - last_from_end)
+        return LabelledCells(all_cells[keep], all_labels[keep], [all_sources[i] for i in keep])
+
+    def without(self, drop_mask: np.ndarray) -> LabelledCells:
+        """The pool less the cells where ``drop_mask`` (per valid cell) is True."""
+        keep = ~np.asarray(drop_mask, dtype=bool)[self.cells]
+        return LabelledCells(self.cells[keep], self.labels[keep], [s for s, k in zip(self.sources, keep) if k])
+
+
+class DepositOracle:
+    """Answers queries from known deposits: 1 when a deposit lies within ``radius`` cells (3 x 3 buffer at 1)."""
+
+    def __init__(self, deposit_cells: np.ndarray, rows: np.ndarray, cols: np.ndarray, radius: int = 1) -> None:
+        self.rows, self.cols = rows, cols
+        shape = (int(rows.max()) + 1, int(cols.max()) + 1)
+        self.near_deposit = np.zeros(shape, dtype=bool)
+        for i in np.asarray(deposit_cells, dtype=np.int64):
+            r, c = rows[i], cols[i]
+            self.near_deposit[max(r - radius, 0):r + radius + 1, max(c - radius, 0):c + radius + 1] = True
+
+    def __call__(self, cells: np.ndarray) -> np.ndarray:
+        cells = np.asarray(cells, dtype=np.int64)
+        return self.near_deposit[self.rows[cells], self.cols[cells]].astype(np.int64)
+
+
+@dataclass
+class CycleResult:
+    probability: np.ndarray  # (n_valid,) P(prospective) of the final student
+    queries: np.ndarray  # valid-cell indices proposed for labelling next
+    pool: LabelledCells  # the labels the final student was trained on
+    model: ProspectivityClassifier
+    history: list[dict]  # one entry per cycle: labels used, queries, positives found
+
+
+def run_kdal(
+    features: np.ndarray,
+    teacher: np.ndarray | None,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    pool: LabelledCells,
+    k: int = 5,
+    spacing: int = 5,
+    cycles: int = 0,
+    oracle: Callable[[np.ndarray], np.ndarray] | None = None,
+    config: KDALConfig | None = None,
+    query_candidates: np.ndarray | None = None,
+    on_cycle: Callable[[int, int], None] | None = None,
+) -> CycleResult:
+    """Run ``cycles`` cycles answered by ``oracle``, then one more whose queries are left for the user.
+
+    Each cycle: train the student (soft loss on all cells if ``teacher`` is
+    given, hard loss on ``pool``), then pick ``k`` least-confident cells.
+    ``teacher``: P(prospective) per cell from the anomaly scores, or None
+    for a plain supervised classifier.
+    """
+    if cycles > 0 and oracle is None:
+        raise InvalidInputError("unattended cycles need an oracle (known deposits)")
+    config = config or KDALConfig()
+    history: list[dict] = []
+    for cycle in range(cycles + 1):
+        model = ProspectivityClassifier(config).fit(features, teacher, pool.cells, pool.labels)
+        probability = model.predict_proba(features)
+        queries = least_confident_cells(probability, k, rows, cols, spacing, query_candidates, avoid=pool.cells)
+        entry = {"cycle": cycle, "labelled": len(pool), "positives": int(pool.labels.sum()),
+                 "queries": len(queries)}
+        if cycle < cycles:
+            answers = oracle(queries)
+            entry["queries_found_positive"] = int(answers.sum())
+            pool = pool.add(queries, answers, "oracle")
+        history.append(entry)
+        if on_cycle is not None:
+            on_cycle(cycle + 1, cycles + 1)
+    return CycleResult(probability, queries, pool, model, history)
+
+
+def fit_kdal_map(
+    features: np.ndarray,
+    teacher: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    deposit_cells: np.ndarray,
+    pool: LabelledCells | None = None,
+    closed: np.ndarray | None = None,
+    cycles: int = 0,
+    k: int = 5,
+    spacing: int = 5,
+    oracle_radius: int = 1,
+    deposits_as_labels: bool = True,
+    config: KDALConfig | None = None,
+) -> CycleResult:
+    """The whole KDAL procedure as the command runs it, optionally with an area ``closed`` to labels and queries.
+
+    ``deposit_cells`` are the first positives (unless ``deposits_as_labels``
+    is off) and answer the unattended cycles' queries; ``pool``: other labels
+    (the geologist's, earlier cycles', high-confidence anomalies). Cross-
+    validation calls this with a fold's blocks ``closed`` and its deposits left out.
+    """
+    labelled = LabelledCells()
+    if deposits_as_labels:
+        labelled = labelled.add(deposit_cells, np.ones(len(deposit_cells)), "deposit")
+    if pool is not None and len(pool):
+        labelled = labelled.add(pool.cells, pool.labels, pool.sources)
+    candidates = None
+    if closed is not None:
+        labelled = labelled.without(closed)
+        candidates = ~np.asarray(closed, dtype=bool)
+    oracle = DepositOracle(deposit_cells, rows, cols, oracle_radius) if cycles > 0 else None
+    return run_kdal(features, teacher, rows, cols, labelled, k=k, spacing=spacing, cycles=cycles,
+                    oracle=oracle, config=config, query_candidates=candidates)
+
+
+def fit_plain_map(
+    features: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    deposit_cells: np.ndarray,
+    closed: np.ndarray | None = None,
+    background_ratio: int = 10,
+    radius: int = 1,
+    config: KDALConfig | None = None,
+) -> np.ndarray:
+    """A plain classifier on deposits only (the usual presence-background model), for comparison.
+
+    Positives: the deposit cells. Negatives: ``background_ratio`` times as
+    many valid cells drawn at random, outside ``closed`` and farther than
+    ``radius`` cells from every deposit. No soft labels.
+    """
+    config = config or KDALConfig()
+    rng = np.random.default_rng(config.seed)
+    near = DepositOracle(deposit_cells, rows, cols, radius)(np.arange(len(rows))).astype(bool)
+    allowed = ~near if closed is None else ~near & ~np.asarray(closed, dtype=bool)
+    choices = np.flatnonzero(allowed)
+    n_background = min(len(choices), background_ratio * max(len(deposit_cells), 1))
+    background = rng.choice(choices, size=n_background, replace=False)
+    pool = LabelledCells().add(deposit_cells, np.ones(len(deposit_cells)), "deposit")
+    pool = pool.add(background, np.zeros(len(background)), "background")
+    model = ProspectivityClassifier(config).fit(features, None, pool.cells, pool.labels)
+    return model.predict_proba(features)
