@@ -1,0 +1,170 @@
+"""``geoanomaly prospectivity`` end to end on a small synthetic stack with a planted prospective zone."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from affine import Affine
+
+from core.cli import main
+from core.io.rasters import write_raster
+from tests.prospectivity_fixtures import (
+    CRS,
+    DECOY_CENTRE,
+    TRANSFORM,
+    cell_xy,
+    synthetic_bands,
+    write_deposits,
+    write_labels,
+    write_stack,
+    zone_mask,
+)
+
+FAST = ["--steps", "150", "--device", "cpu", "--progress", "none"]
+
+
+@pytest.fixture
+def survey(tmp_path):
+    evidence = write_stack(tmp_path / "evidence")
+    deposits = write_deposits(tmp_path / "deposits.csv")
+    return tmp_path, evidence, deposits
+
+
+def _run(evidence, deposits, out, *extra) -> int:
+    argv = ["prospectivity", "--deposits", str(deposits), "--deposits-crs", CRS, "--out", str(out), *FAST, *extra]
+    for path in evidence:
+        argv += ["--evidence", str(path)]
+    return main(argv)
+
+
+def _read(path):
+    with rasterio.open(path) as src:
+        return src.read(1, masked=True), src.dtypes[0], src.crs, src.transform
+
+
+def test_a_cycle_recovers_the_planted_zone_and_writes_every_output(survey):
+    tmp, evidence, deposits = survey
+    out = tmp / "run"
+    assert _run(evidence, deposits, out, "--cycles", "2", "--k", "4", "--folds", "2", "--cv-block", "12") == 0
+
+    prospectivity, dtype, crs, transform = _read(out / "prospectivity.tif")
+    assert dtype == "float32" and crs.to_string() == CRS and transform == TRANSFORM
+    assert prospectivity.mask[:6, :6].all() and not prospectivity.mask[10:, 10:].any()  # nodata corner kept
+    assert 0.0 <= prospectivity.min() and prospectivity.max() <= 1.0
+    values = prospectivity.filled(np.nan)
+    zone = zone_mask()
+    r, c = np.mgrid[:48, :48]
+    decoy = (r - DECOY_CENTRE[0]) ** 2 + (c - DECOY_CENTRE[1]) ** 2 <= 9
+    top = values >= np.nanquantile(values, 0.90)
+    assert zone[top].mean() > 0.55  # the top 10 % of the area is mostly the planted zone ...
+    assert (top & zone).sum() / zone.sum() > 0.9  # ... and holds almost all of it
+    assert np.nanmean(values[zone]) > np.nanmean(values[decoy]) + 0.1  # the decoy anomaly ranks below the zone
+    assert np.nanmean(values[zone]) > 0.8 and np.nanmean(values[~zone & ~decoy]) < 0.4
+
+    classes, _, _, _ = _read(out / "prospectivity_classes.tif")
+    counts = {code: int((classes == code).sum()) for code in (1, 2, 3, 4)}
+    valid = int((~classes.mask).sum())
+    assert abs(counts[4] / valid - 0.05) < 0.01 and abs(counts[2] / valid - 0.10) < 0.01
+    assert classes.mask[:6, :6].all()
+
+    queries = gpd.read_file(out / "queries.gpkg")
+    assert len(queries) == 4 and queries["label"].isna().all()
+    assert queries["probability"].between(0, 1).all() and queries.crs.to_string() == CRS
+
+    record = json.loads((out / "run.json").read_text())
+    assert record["metrics"]["figures_from"] == "spatially blocked cross-validation"
+    assert record["metrics"]["prospectivity"]["deposits_in_top_area"]["20"] >= 0.75
+    assert [h["cycle"] for h in record["history"]] == [0, 1, 2]
+    assert record["labels"]["by_source"] == {"deposit": 8, "oracle": 8}
+    curve = pd.read_csv(out / "success_rate.csv")
+    assert set(curve["map"]) == {"prospectivity (2-fold blocked CV)", "anomaly map alone (teacher)"}
+    assert (out / "success_rate.png").stat().st_size > 10_000
+    per_class = pd.read_csv(out / "deposits_per_class.csv")
+    assert per_class["class"].tolist() == ["very high", "high", "moderate", "low"]
+    assert per_class["deposits"].sum() == 8
+    state = json.loads((out / "kdal_state.json").read_text())
+    assert state["cycle"] == 1 and (out / "student.pt").exists() and (out / "labels.gpkg").exists()
+
+
+def test_label_edits_in_the_queries_layer_are_picked_up_by_the_next_cycle(survey):
+    tmp, evidence, deposits = survey
+    first = tmp / "cycle1"
+    assert _run(evidence, deposits, first, "--k", "3", "--folds", "0") == 0
+    queries = gpd.read_file(first / "queries.gpkg")
+    before = _read(first / "prospectivity.tif")[0].filled(np.nan)
+    # The geologist visits two of the three places: one mineralised, one barren; the third stays empty.
+    queries.loc[0, "label"] = 1
+    queries.loc[1, "label"] = 0
+    queries.to_file(first / "queries.gpkg", driver="GPKG", layer="queries")
+
+    second = tmp / "cycle2"
+    assert _run(evidence, deposits, second, "--k", "3", "--folds", "0", "--labels", str(first / "queries.gpkg")) == 0
+    labels = gpd.read_file(second / "labels.gpkg")
+    geologist = labels[labels["source"] == "geologist"]
+    assert len(geologist) == 2 and sorted(geologist["label"].tolist()) == [0, 1]
+    assert (labels["source"] == "deposit").sum() == 8
+    after = _read(second / "prospectivity.tif")[0].filled(np.nan)
+    cols, rows = ~TRANSFORM * (queries.geometry.x.to_numpy(), queries.geometry.y.to_numpy())
+    rows, cols = rows.astype(int), cols.astype(int)
+    assert after[rows[0], cols[0]] > before[rows[0], cols[0]] + 0.2  # labelled 1: up
+    assert after[rows[1], cols[1]] < before[rows[1], cols[1]] - 0.2  # labelled 0: down
+    assert json.loads((second / "kdal_state.json").read_text())["cycle"] == 2
+    # New queries keep away from the places already labelled.
+    new = gpd.read_file(second / "queries.gpkg")
+    for x, y in zip(new.geometry.x, new.geometry.y):
+        assert np.min(np.hypot(queries.geometry.x[:2] - x, queries.geometry.y[:2] - y)) >= 5 * 100 - 1
+
+
+def test_rasters_on_different_grids_are_refused_naming_the_file(survey, capsys):
+    tmp, evidence, deposits = survey
+    shifted = tmp / "shifted.tif"
+    moved = Affine(100.0, 0.0, TRANSFORM.c + 250.0, 0.0, -100.0, TRANSFORM.f)
+    write_raster(shifted, synthetic_bands()["pathfinder"], moved, CRS)
+    coarse = tmp / "coarse.tif"
+    write_raster(coarse, synthetic_bands()["pathfinder"][::2, ::2], Affine(200.0, 0, TRANSFORM.c, 0, -200.0, TRANSFORM.f), CRS)
+    for bad, words in ((shifted, "same extent"), (coarse, "cells of 200")):
+        out = tmp / f"out_{bad.stem}"
+        assert _run([evidence[0], bad], deposits, out) == 2
+        message = capsys.readouterr().err
+        assert bad.name in message and words in message
+        assert not out.exists()
+
+
+def test_deposits_outside_the_grid_are_reported_or_refused(survey, capsys):
+    tmp, evidence, _ = survey
+    far = [(TRANSFORM.c - 5000.0, TRANSFORM.f), (TRANSFORM.c + 100_000.0, TRANSFORM.f - 100.0)]
+    nodata_corner = [cell_xy(1, 1)]
+    some = write_deposits(tmp / "some_outside.csv", extra_xy=far + nodata_corner)
+    out = tmp / "partial"
+    assert _run(evidence, some, out, "--folds", "0", "--k", "2", "--progress", "json") == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    warnings = [e["message"] for e in events if e.get("level") == "warning"]
+    assert any("3 deposit(s) of some_outside.csv are not on valid cells" in w for w in warnings)
+    record = json.loads((out / "run.json").read_text())
+    assert record["deposits"] == {"count": 11, "on_valid_cells": 8, "outside_grid": 2, "on_nodata": 1, "cells": 8}
+
+    none = write_deposits(tmp / "all_outside.csv", cells=[], extra_xy=far)
+    out = tmp / "refused"
+    assert _run(evidence, none, out) == 2
+    message = capsys.readouterr().err
+    assert "all_outside.csv" in message and "2 outside it" in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("values, words", [([1, 2, None], "'label' must hold 1"), (["yes", 0, 1], "'yes'")])
+def test_a_labels_field_that_is_not_zero_or_one_is_refused(survey, capsys, values, words):
+    tmp, evidence, deposits = survey
+    points = [(*cell_xy(10 + 3 * i, 40), v) for i, v in enumerate(values)]
+    labels = write_labels(tmp / "labels.gpkg", points)
+    out = tmp / "out"
+    assert _run(evidence, deposits, out, "--labels", str(labels)) == 2
+    message = capsys.readouterr().err
+    assert "labels.gpkg" in message and words in message
+    assert not out.exists()
+    assert _run(evidence, deposits, out, "--labels", str(labels), "--label-field", "grade") == 2
+    assert "no label field 'grade'" in capsys.readouterr().err
