@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core.commands._options import (
+    _comma_list,
     add_preprocess_arguments,
     add_sample_arguments,
     preprocessor_from_args,
@@ -182,10 +183,3 @@ def _numeric_field(frame: pd.DataFrame, name: str, source: str) -> np.ndarray:
     if np.isnan(values).all():
         raise InvalidInputError(f"{source}: column {name!r} holds no values to grid (all missing)")
     return values
-
-
-def _comma_list(text: str) -> list[str]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return items
