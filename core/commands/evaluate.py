@@ -136,7 +136,11 @@ def _evaluate_points(args: argparse.Namespace, path: Path) -> tuple[dict, Succes
         "unit": "samples",
         "score_field": args.score_field,
         "work_crs": table.work_crs.to_string(),
-        "auc": result.to_dict(),
+        # Headline numbers first: readers (the QGIS plugin) look for a number called "auc".
+        "auc": result.mean,
+        "auc_std": result.std,
+        "success_rate_top5": result.success_rate_top5,
+        "auc_protocol": result.to_dict(),
         "success_rate": curve.to_dict(),
     }
     return metrics, curve, f"{args.score_field}: {result.summary()}"
@@ -163,6 +167,7 @@ def _evaluate_raster(args: argparse.Namespace, path: Path) -> tuple[dict, Succes
         "unit": "cells",
         "band": args.score_field if args.score_field in stack.band_names else stack.band_names[0],
         "crs": stack.crs.to_string(),
+        "auc": result.auc,
         "cell_auc": result.to_dict(),
         "success_rate": curve.to_dict(),
     }
