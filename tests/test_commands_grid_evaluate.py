@@ -245,3 +245,33 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(survey, tmp_path, ca
     assert len(err) == 1 and err[0].startswith("geoanomaly: error: "), err
     assert "internal error" not in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, not even a partial folder
+
+
+def test_evaluate_geopackage_scores_in_a_projected_crs_equals_csv(survey, tmp_path):
+    import geopandas as gpd
+
+    frame = pd.read_csv(survey["scores"])
+    points = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame.x, frame.y), crs=4326).to_crs(28350)
+    gpkg = tmp_path / "scores.gpkg"
+    points.drop(columns=["x", "y"]).to_file(gpkg, layer="scores", driver="GPKG")
+    assert (
+        run_cli("evaluate", "--scores", gpkg, "--deposits", survey["deposits"], "--out", tmp_path / "g") == 0
+    )
+    assert (
+        run_cli(
+            "evaluate",
+            "--scores",
+            survey["scores"],
+            "--deposits",
+            survey["deposits"],
+            "--work-crs",
+            "EPSG:28350",
+            "--out",
+            tmp_path / "c",
+        )
+        == 0
+    )
+    from_gpkg = json.loads((tmp_path / "g" / "evaluation.json").read_text())["metrics"]
+    from_csv = json.loads((tmp_path / "c" / "evaluation.json").read_text())["metrics"]
+    assert from_gpkg["work_crs"] == "EPSG:28350"
+    assert from_gpkg["auc"] == pytest.approx(from_csv["auc"], abs=1e-9)
