@@ -48,8 +48,9 @@ def test_run_record_holds_parameters_versions_and_auc(detect_run):
     record = json.loads((out / "run.json").read_text())
     assert record["parameters"]["method"] == "mahalanobis"
     assert {"numpy", "geoanomaly"} <= set(record["versions"])
-    auc = record["metrics"]["auc"]
+    auc = record["metrics"]["auc_by_score"]
     assert 0.5 < auc["mahalanobis"]["mean"] < 1.0
+    assert record["metrics"]["auc"] == auc["mahalanobis"]["mean"]
     assert len(auc["mahalanobis"]["runs"]) == 20
     assert {f"baseline:{n}" for n in ("isolation_forest", "knn", "ocsvm", "pca")} <= set(auc)
     assert record["preprocessing"] and record["elements"]

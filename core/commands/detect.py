@@ -108,12 +108,14 @@ def run(args: argparse.Namespace, progress) -> int:
                 baseline = detector_class(name).from_args(args).fit(prepared)
                 compared[f"baseline:{name}"] = baseline.score(prepared)
             metrics = evaluate_scores(prepared.xy, compared, deposits, min_km=args.min_km)
-            main = metrics["auc"][args.method]
+            main = metrics["auc_by_score"][args.method]
+            # Headline figures of the run's own score, for the plugin and a quick read.
+            metrics.update(auc=main["mean"], auc_std=main["std"], success_rate_top5=main["success_rate_top5"])
             progress.log(f"{args.method}: AUC {main['mean']:.3f} ± {main['std']:.3f} "
                          f"({main['n_used']} deposits, 20-run protocol)")
             if main["n_outside"]:
                 progress.warn(f"{main['n_outside']} deposit(s) lie outside the survey and were not scored")
-            for name, res in metrics["auc"].items():
+            for name, res in metrics["auc_by_score"].items():
                 if name != args.method:
                     progress.log(f"  {name}: AUC {res['mean']:.3f} ± {res['std']:.3f}")
             write_success_rate(prepared.xy, {k: v for k, v in compared.items() if not k.startswith("readout:")},

@@ -186,7 +186,7 @@ def _points_from_columns(frame: pd.DataFrame, path: Path, x: str | None, y: str 
         if found is None:
             raise InvalidInputError(
                 f"{path.name}: no coordinate columns found in the {what} file; expected X/Y, Easting/Northing or "
-                "Longitude/Latitude (give them with --x and --y)")
+                "Longitude/Latitude columns" + (" (or name them with --x and --y)" if what == "samples" else ""))
         x_col, y_col, geographic_names = found
     xs = pd.to_numeric(frame[x_col], errors="coerce").to_numpy(float)
     ys = pd.to_numeric(frame[y_col], errors="coerce").to_numpy(float)
