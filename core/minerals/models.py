@@ -187,7 +187,10 @@ class MultimodalIdentifier(nn.Module):
         self.bottleneck = bottleneck
 
     def forward(self, images: torch.Tensor, properties: torch.Tensor) -> dict[str, torch.Tensor]:
-        image_features = self.image_branch(images)
+        return self.fuse(self.image_branch(images), properties)
+
+    def fuse(self, image_features: torch.Tensor, properties: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Everything after the image branch (lets evaluation reuse one photo's features for many property sets)."""
         property_features = self.property_encoder(properties)
         image_logits = self.image_head(image_features)
         property_logits = self.property_head(property_features)
@@ -251,9 +254,12 @@ def corrupt_properties(properties: torch.Tensor, missing_rate: float, error_rate
     if error_rate > 0:
         wrong_sample = torch.rand(n, generator=generator) < error_rate
         for j, codes in enumerate(PROPERTY_CODES):
-            codes_t = torch.tensor(codes)
-            rows = torch.flatnonzero(wrong_sample & present[:, j])
-            for r in rows.tolist():
-                choices = codes_t[codes_t != out[r, j]]
-                out[r, j] = choices[torch.randint(len(choices), (1,), generator=generator)]
+            codes_t = torch.tensor(codes, dtype=out.dtype)
+            rows = torch.nonzero(wrong_sample & present[:, j]).flatten()
+            if len(rows) == 0:
+                continue
+            # shift each value's position among the valid codes by 1..k-1: always a different code
+            position = (out[rows, j, None] == codes_t).float().argmax(dim=1)
+            shift = torch.randint(1, len(codes), (len(rows),), generator=generator)
+            out[rows, j] = codes_t[(position + shift) % len(codes)]
     return out
