@@ -24,7 +24,7 @@ def evaluate_scores(
     }
     return {
         "protocol": {"min_km": min_km, "runs": 20, "seed": 42, "unit": "samples"},
-        "auc": auc,
+        "auc_by_score": auc,
         "success_rate": curves,
     }
 
