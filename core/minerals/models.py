@@ -49,7 +49,13 @@ def build_resnet(arch: str, weights_path: str | Path | None = None):
         if not isinstance(state, dict):
             raise InvalidInputError(f"weights file {path} does not hold a state dict")
         state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
-        missing, _ = net.load_state_dict(state, strict=False)
+        try:
+            missing, _ = net.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # tensor shapes of another architecture
+            raise InvalidInputError(
+                f"weights file {path} does not fit a {arch} ({str(exc).splitlines()[-1].strip()}); "
+                f"choose the matching --backbone"
+            ) from None
         missing = [k for k in missing if not k.startswith("fc.")]
         if missing:
             raise InvalidInputError(
