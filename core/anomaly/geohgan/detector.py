@@ -7,9 +7,10 @@ nodata). Training is unsupervised: every tile with enough data is used,
 deposits never are (they only choose or evaluate a metric, elsewhere).
 
 Defaults suit survey grids of 100-2000 cells a side: 8 x 8 tiles with a
-stride of 4 (every cell covered by up to four tiles), latent 32, and at most
-8192 randomly drawn tiles per epoch, so a 2000 x 2000 grid trains in the same
-time as a 500 x 500 one while small grids use every tile each epoch.
+stride of 4 (every cell covered by up to four tiles), latent 32, and epochs of
+8192 tiles drawn from the raster (a random subset of a large grid, several
+passes over a small one), so training costs the same on any grid size and a
+100 x 100 grid gets as many generator steps as a 2000 x 2000 one.
 
 Saved as a folder: ``config.json`` (every setting, band names, versions),
 ``weights.pt`` (a state_dict, loaded with ``torch.load(weights_only=True)``)
@@ -29,7 +30,7 @@ from core.anomaly.geohgan.dataset import DEFAULT_MIN_VALID, TileDataset
 from core.anomaly.geohgan.model import GeoHganNetworks
 from core.anomaly.geohgan.normalise import BandNormaliser
 from core.anomaly.geohgan.scoring import SCORE_NAMES, RowWriter, score_raster
-from core.anomaly.geohgan.trainer import TrainingSchedule, train_step1, train_step2
+from core.anomaly.geohgan.trainer import TrainingSchedule, train_step1, train_step1_epochs, train_step2
 from core.device import describe_device, resolve_device
 from core.errors import InvalidInputError
 from core.progress import Progress, SilentProgress
@@ -53,21 +54,23 @@ class GeoHganConfig:
     epochs: int = 15
     encoder_epochs: int = 15
     batch: int = 64
-    max_tiles_per_epoch: int | None = 8192
+    tiles_per_epoch: int | None = 8192
     kappa: float = 1.0
+    warmup_epochs: int = 3
     transform: str = "log"
     min_valid: float = DEFAULT_MIN_VALID
     seed: int = 0
 
     def schedule(self) -> TrainingSchedule:
         return TrainingSchedule(epochs=self.epochs, encoder_epochs=self.encoder_epochs, batch=self.batch,
-                                kappa=self.kappa, max_tiles_per_epoch=self.max_tiles_per_epoch)
+                                kappa=self.kappa, warmup_epochs=self.warmup_epochs,
+                                tiles_per_epoch=self.tiles_per_epoch)
 
     def check(self) -> None:
         for name in ("tile", "stride", "latent", "width", "latent_hidden", "batch"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.epochs < 0 or self.encoder_epochs < 0:
+        if min(self.epochs, self.encoder_epochs, self.warmup_epochs) < 0:
             raise InvalidInputError("epochs cannot be negative")
         if not 0.0 < self.min_valid <= 1.0:
             raise InvalidInputError(f"min_valid must be in (0, 1], got {self.min_valid}")
@@ -117,7 +120,7 @@ class GeoHganDetector:
         progress.stage("train_step1", f"Step 1: autoencoder, latent GAN and sample GAN on {len(data)} tiles",
                        weight=0.6)
         step1 = train_step1(self.networks_, data, schedule, cfg.latent, device, rng,
-                            on_epoch=_reporter(progress, schedule.epochs, "step 1"))
+                            on_epoch=_reporter(progress, train_step1_epochs(schedule), "step 1"))
         progress.stage("train_step2", "Step 2: GAN-guided encoder", weight=0.25)
         step2 = train_step2(self.networks_, data, schedule, device, rng,
                             on_epoch=_reporter(progress, schedule.encoder_epochs, "step 2"))

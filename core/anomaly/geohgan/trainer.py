@@ -48,7 +48,8 @@ class TrainingSchedule:
     gp_weight: float = 10.0
     reconstruction_fake_weight: float = 1e-3
     kappa: float = 1.0
-    max_tiles_per_epoch: int | None = 8192
+    warmup_epochs: int = 3
+    tiles_per_epoch: int | None = 8192
 
 
 @dataclass
@@ -67,10 +68,16 @@ def gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Te
     return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
 
 
-def _epoch_batches(n: int, batch: int, limit: int | None, rng: np.random.Generator) -> list[np.ndarray]:
-    order = rng.permutation(n)
-    if limit is not None and limit < n:
-        order = order[:limit]
+def _epoch_batches(n: int, batch: int, tiles_per_epoch: int | None, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of one epoch: ``tiles_per_epoch`` draws without repeats until every tile has come once.
+
+    A large raster gives a random subset of its tiles each epoch, a small one
+    passes over all its tiles several times, so an epoch costs the same on a
+    100 x 100 grid as on a 2000 x 2000 one (None: one pass over every tile).
+    """
+    wanted = n if tiles_per_epoch is None else tiles_per_epoch
+    passes = [rng.permutation(n) for _ in range(-(-wanted // n))]
+    order = np.concatenate(passes)[:wanted]
     return [order[i:i + batch] for i in range(0, len(order), batch)]
 
 
@@ -95,12 +102,29 @@ def train_step1(nets: GeoHganNetworks, data: TileDataset, schedule: TrainingSche
     for module in (ae, lg, ld, gen, critic):
         module.train()
     history = []
+    # Warm start (not in the published code): a few autoencoder-only epochs, then
+    # the image generator starts from the autoencoder's decoder. Fed codes from the
+    # latent generator (which learns the distribution of autoencoder codes), it
+    # makes realistic tiles from the first adversarial step; from random weights it
+    # needs far more generator steps than a CPU budget allows (1 in n_critic batches).
+    for epoch in range(schedule.warmup_epochs):
+        total = 0.0
+        batches = _epoch_batches(len(data), schedule.batch, schedule.tiles_per_epoch, rng)
+        for index in batches:
+            tiles, masks = (t.to(device) for t in data.batch(index))
+            total += _step(opt["ae"], masked_mse(ae(tiles), tiles, masks).mean())
+        history.append({"autoencoder_warmup": total / max(len(batches), 1)})
+        if on_epoch is not None:
+            on_epoch(epoch, history[-1])
+    if schedule.warmup_epochs > 0:
+        gen.load_state_dict(ae.decoder.state_dict())
+    batches_done = 0  # counted across epochs so small rasters (few batches an epoch) still train G
     for epoch in range(schedule.epochs):
         sums = {"autoencoder": 0.0, "latent_discriminator": 0.0, "latent_generator": 0.0, "critic": 0.0,
                 "generator": 0.0}
-        batches = _epoch_batches(len(data), schedule.batch, schedule.max_tiles_per_epoch, rng)
+        batches = _epoch_batches(len(data), schedule.batch, schedule.tiles_per_epoch, rng)
         g_steps = 0
-        for i, index in enumerate(batches):
+        for index in batches:
             tiles, masks = (t.to(device) for t in data.batch(index))
             n = tiles.shape[0]
             sums["autoencoder"] += _step(opt["ae"], masked_mse(ae(tiles), tiles, masks).mean())
@@ -125,7 +149,8 @@ def train_step1(nets: GeoHganNetworks, data: TileDataset, schedule: TrainingSche
                     + schedule.gp_weight * gradient_penalty(critic, tiles, fake))
             sums["critic"] += _step(opt["critic"], loss)
 
-            if (i + 1) % schedule.n_critic == 0:
+            batches_done += 1
+            if batches_done % schedule.n_critic == 0:
                 critic.requires_grad_(False)
                 with torch.no_grad():
                     codes = lg(torch.randn(n, latent, device=device))
@@ -137,8 +162,13 @@ def train_step1(nets: GeoHganNetworks, data: TileDataset, schedule: TrainingSche
         means["generator"] = sums["generator"] / max(g_steps, 1)
         history.append(means)
         if on_epoch is not None:
-            on_epoch(epoch, means)
+            on_epoch(schedule.warmup_epochs + epoch, means)
     return history
+
+
+def train_step1_epochs(schedule: TrainingSchedule) -> int:
+    """Epochs of step 1 including the autoencoder warm-up (for progress fractions)."""
+    return schedule.warmup_epochs + schedule.epochs
 
 
 def train_step2(nets: GeoHganNetworks, data: TileDataset, schedule: TrainingSchedule, device: torch.device,
@@ -155,7 +185,7 @@ def train_step2(nets: GeoHganNetworks, data: TileDataset, schedule: TrainingSche
     history = []
     for epoch in range(schedule.encoder_epochs):
         total = 0.0
-        batches = _epoch_batches(len(data), schedule.batch, schedule.max_tiles_per_epoch, rng)
+        batches = _epoch_batches(len(data), schedule.batch, schedule.tiles_per_epoch, rng)
         for index in batches:
             tiles, masks = (t.to(device) for t in data.batch(index))
             reconstruction = with_nodata_from(gen(encoder(tiles)), tiles, masks)
