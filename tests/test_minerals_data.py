@@ -157,3 +157,12 @@ def test_dataset_gives_normalised_tensors(tiny_photo_set):  # noqa: F811
     evaluation = PhotoDataset(collection, collection.indices("test"), size=28, train=False)
     assert evaluation[0][0].shape == image.shape
     assert float((evaluation[0][0] - evaluation[0][0]).abs().sum()) == 0
+
+
+def test_generator_can_write_a_presplit_set_with_a_balanced_test_folder(tmp_path):
+    counts = write_synthetic_photo_set(tmp_path, n_max=8, imbalance=4, size=24, seed=1, test_per_class=4)
+    collection = scan_photo_folder(tmp_path)
+    assert (collection.class_counts("test") == 4).all() and (collection.class_counts("val") == 1).all()
+    assert collection.class_counts("train")[collection.classes.index("Quartz")] == counts["Quartz"] == 8
+    measured = collection.properties[collection.indices("test")]
+    assert (measured == -1).any()  # blanks of properties.csv (published codes have none): rows were found

@@ -88,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--per-class-max", type=int, default=200, help="photos of the largest class (default 200)")
     synth.add_argument("--imbalance", type=float, default=80.0, help="largest / smallest class (default 80)")
     synth.add_argument("--size", type=int, default=64, help="photo size in pixels (default 64)")
+    synth.add_argument("--test-per-class", type=int, default=0,
+                       help="write train/ (long-tailed), val/ and a balanced test/ with this many photos per mineral "
+                            "(default 0: one folder per mineral, split at training)")
     synth.add_argument("--seed", type=int, default=0)
 
 
@@ -124,11 +127,12 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
 def _synth(args, progress: Progress) -> int:
     from core.minerals.synthetic import write_synthetic_photo_set
 
-    if args.per_class_max < 1 or args.imbalance < 1 or args.size < 16:
-        raise InvalidInputError("--per-class-max and --imbalance must be >= 1 and --size >= 16")
+    if args.per_class_max < 1 or args.imbalance < 1 or args.size < 16 or args.test_per_class < 0:
+        raise InvalidInputError("--per-class-max and --imbalance must be >= 1, --size >= 16, --test-per-class >= 0")
     progress.stage("synth", f"Writing synthetic photos to {args.out}")
     with atomic_output_dir(args.out) as staging:
-        counts = write_synthetic_photo_set(staging, args.per_class_max, args.imbalance, args.size, args.seed)
+        counts = write_synthetic_photo_set(staging, args.per_class_max, args.imbalance, args.size, args.seed,
+                                           test_per_class=args.test_per_class)
     progress.log(f"{sum(counts.values())} photos of {len(counts)} minerals written to {args.out}")
     progress.result(outputs={"photos": str(args.out)}, counts=counts)
     return 0

@@ -175,19 +175,26 @@ def write_synthetic_photo_set(
     exif_share: float = 0.05,
     blank_share: float = 0.15,
     error_share: float = 0.05,
+    test_per_class: int = 0,
 ) -> dict[str, int]:
     """Write the photo set (folder per class + properties.csv); returns photos per class.
 
-    Same arguments -> byte-identical files.
+    With ``test_per_class`` > 0 the set comes already split: ``train/`` holds
+    the long tail, ``val/`` and ``test/`` hold ``max(1, test_per_class // 4)``
+    and ``test_per_class`` photos of *every* mineral (a balanced test set
+    measures rare minerals as precisely as common ones). Same arguments ->
+    byte-identical files.
     """
     out = Path(out_dir)
     looks = class_looks(seed)
     counts = class_counts(n_max, imbalance)
+    n_val = max(1, test_per_class // 4) if test_per_class > 0 else 0
     rows = []
     for class_index, (name, count) in enumerate(counts.items()):
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(count):
+        for i in range(count + n_val + test_per_class):
+            split = "" if not test_per_class else "train" if i < count else "val" if i < count + n_val else "test"
+            folder = out / split / name
+            folder.mkdir(parents=True, exist_ok=True)
             rng = np.random.default_rng([seed, class_index, i])
             pixels = render_specimen(looks[name], size, rng)
             kind = rng.random()
@@ -203,7 +210,8 @@ def write_synthetic_photo_set(
             else:
                 file = folder / f"{name.lower()}_{i:05d}.jpg"
                 Image.fromarray(pixels).save(file, quality=92)
-            rows.append({"file": f"{name}/{file.name}", **specimen_properties(name, rng, blank_share, error_share)})
+            rows.append({"file": file.relative_to(out).as_posix(),
+                         **specimen_properties(name, rng, blank_share, error_share)})
     with open(out / "properties.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["file", "hardness", "luster", "streak"])
         writer.writeheader()
