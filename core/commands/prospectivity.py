@@ -154,7 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folds of the spatially blocked cross-validation; 0 = none (default 5)",
     )
     out.add_argument(
-        "--cv-block", type=int, help="side of a cross-validation block in cells (default 1/8 of the grid)"
+        "--cv-block", type=int, help="side of a cross-validation block in cells (default 1/16 of the longer grid side)"
     )
 
 
@@ -238,7 +238,8 @@ def run(args: argparse.Namespace, progress) -> int:
                 f"evidence grid ({deposits.n_outside_grid} outside it, {deposits.n_on_nodata} on nodata); "
                 "check the deposits' CRS (--deposits-crs) and the rasters' extent"
             )
-        deposit_cells = np.unique(deposits.flat)
+        # One entry per deposit (two deposits in one cell count twice in the figures, once as a label).
+        deposit_cells = deposits.flat
         pool, previous = _read_pool(args, stack, progress)
         cycle_number = (previous.get("cycle", 0) + 1) if previous else 1
         record["device"] = device_line
