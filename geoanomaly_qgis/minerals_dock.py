@@ -1,0 +1,334 @@
+"""The "Mineral identification" dock: identify a specimen photo, or train a model on a photo folder.
+
+Everything runs through the engine worker (``geoanomaly minerals predict`` /
+``train`` in the engine's own Python, see :mod:`.engine.worker`) inside a
+``QgsTask``, so QGIS stays responsive, the task manager shows progress and
+Cancel stops the worker. This module never imports torch or the engine.
+
+The plugin shows it with::
+
+    from .minerals_dock import MineralDock
+    dock = MineralDock(iface.mainWindow())
+    iface.addDockWidget(Qt.RightDockWidgetArea, dock)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsSettings, QgsTask
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QPixmap
+from qgis.PyQt.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .engine import EngineCancelled, EngineError, run_engine
+from .settings import default_device, engine_interpreter
+
+KEY_MODELS = "geoanomaly/mineral_models"
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+LUSTERS = [("", "not observed"), ("metallic", "metallic"), ("non-metallic", "non-metallic")]
+STREAKS = [("", "not observed"), ("white", "white / colourless"), ("coloured", "coloured / dark")]
+LOG_TAG = "GeoAnomaly"
+
+
+class _TaskFeedback:
+    """The feedback the worker expects, backed by a QgsTask (progress bar + Cancel in the task manager)."""
+
+    def __init__(self, task: QgsTask) -> None:
+        self.task = task
+        self.messages: list[str] = []
+
+    def isCanceled(self) -> bool:  # noqa: N802 - the worker's (Qt's) names
+        return self.task.isCanceled()
+
+    def setProgress(self, progress: float) -> None:  # noqa: N802
+        self.task.setProgress(progress)
+
+    def setProgressText(self, text: str) -> None:  # noqa: N802
+        self.messages.append(text)
+
+    def pushInfo(self, info: str) -> None:  # noqa: N802
+        self.messages.append(info)
+        QgsMessageLog.logMessage(info, LOG_TAG, Qgis.Info)
+
+    def pushWarning(self, warning: str) -> None:  # noqa: N802
+        self.messages.append(warning)
+        QgsMessageLog.logMessage(warning, LOG_TAG, Qgis.Warning)
+
+    def pushCommandInfo(self, info: str) -> None:  # noqa: N802
+        QgsMessageLog.logMessage(info, LOG_TAG, Qgis.Info)
+
+    def pushConsoleInfo(self, info: str) -> None:  # noqa: N802
+        pass
+
+    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803
+        QgsMessageLog.logMessage(error, LOG_TAG, Qgis.Critical)
+
+
+class EngineTask(QgsTask):
+    """One engine command in the background; ``done(result, error)`` is called on the main thread."""
+
+    def __init__(self, description: str, argv: list[str], done: Callable[[dict | None, str | None], None]) -> None:
+        super().__init__(description, QgsTask.CanCancel)
+        self.argv = argv
+        self.done = done
+        self.result: dict[str, Any] | None = None
+        self.error: str | None = None
+
+    def run(self) -> bool:
+        interpreter = engine_interpreter()
+        if interpreter is None:
+            self.error = "The GeoAnomaly engine was not found: set its Python interpreter in GeoAnomaly > Settings."
+            return False
+        try:
+            self.result = run_engine(self.argv, _TaskFeedback(self), python=interpreter.python)
+        except EngineCancelled:
+            self.error = "Cancelled."
+            return False
+        except EngineError as exc:
+            self.error = str(exc)
+            return False
+        return True
+
+    def finished(self, ok: bool) -> None:  # main thread
+        self.done(self.result if ok else None, None if ok else (self.error or "Cancelled."))
+
+
+class MineralDock(QDockWidget):
+    """Photo (+ optional hardness/luster/streak) -> top-5 minerals; Train on a photo folder."""
+
+    def __init__(self, parent: QWidget | None = None, run_in_background: bool = True) -> None:
+        super().__init__("Mineral identification", parent)
+        self.setObjectName("GeoAnomalyMineralDock")
+        self.setAcceptDrops(True)
+        # Tests (and scripts) run tasks in the calling thread; QGIS runs them in the task manager.
+        self.run_in_background = run_in_background
+        self.extra_train_arguments: list[str] = []  # e.g. fewer epochs for a quick trial
+        self.last_result: dict | None = None
+        self._tasks: list[EngineTask] = []
+
+        body = QWidget(self)
+        layout = QVBoxLayout(body)
+        self.thumbnail = QLabel("Drop a specimen photo here\nor choose one below", body)
+        self.thumbnail.setAlignment(Qt.AlignCenter)
+        self.thumbnail.setMinimumHeight(140)
+        self.thumbnail.setStyleSheet("QLabel { border: 1px dashed #999; }")
+        layout.addWidget(self.thumbnail)
+
+        form = QFormLayout()
+        photo_row = QHBoxLayout()
+        self.photo_edit = QLineEdit(body)
+        self.photo_edit.setPlaceholderText("photo of the specimen (JPEG, PNG, WebP)")
+        self.photo_edit.editingFinished.connect(lambda: self.set_photo(self.photo_edit.text()))
+        browse = QPushButton("…", body)
+        browse.setToolTip("Choose a photo")
+        browse.clicked.connect(self._choose_photo)
+        photo_row.addWidget(self.photo_edit, 1)
+        photo_row.addWidget(browse)
+        form.addRow("Photo", photo_row)
+        self.hardness_edit = QLineEdit(body)
+        self.hardness_edit.setPlaceholderText("Mohs, e.g. 3.5 (blank: not measured)")
+        form.addRow("Hardness", self.hardness_edit)
+        self.luster_combo = _choices(body, LUSTERS)
+        form.addRow("Luster", self.luster_combo)
+        self.streak_combo = _choices(body, STREAKS)
+        form.addRow("Streak", self.streak_combo)
+        model_row = QHBoxLayout()
+        self.model_combo = QComboBox(body)
+        self.model_combo.setEditable(True)
+        self.model_combo.lineEdit().setPlaceholderText("a trained model folder")
+        for folder in _remembered_models():
+            self.model_combo.addItem(folder)
+        choose_model = QPushButton("…", body)
+        choose_model.setToolTip("Choose a model folder")
+        choose_model.clicked.connect(self._choose_model)
+        model_row.addWidget(self.model_combo, 1)
+        model_row.addWidget(choose_model)
+        form.addRow("Model", model_row)
+        layout.addLayout(form)
+
+        buttons = QHBoxLayout()
+        self.identify_button = QPushButton("Identify", body)
+        self.identify_button.clicked.connect(self.identify)
+        self.train_button = QPushButton("Train…", body)
+        self.train_button.setToolTip("Train a model on a folder with one sub-folder of photos per mineral")
+        self.train_button.clicked.connect(self._choose_training_folder)
+        buttons.addWidget(self.identify_button)
+        buttons.addWidget(self.train_button)
+        layout.addLayout(buttons)
+
+        self.results = QTableWidget(0, 2, body)
+        self.results.setHorizontalHeaderLabels(["Mineral", "Probability"])
+        self.results.horizontalHeader().setStretchLastSection(True)
+        self.results.verticalHeader().setVisible(False)
+        self.results.setEditTriggers(QTableWidget.NoEditTriggers)
+        layout.addWidget(self.results, 1)
+        self.status = QLabel("", body)
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        self.setWidget(body)
+
+    # -- photo ------------------------------------------------------------------------------------------
+    def set_photo(self, path: str) -> None:
+        self.photo_edit.setText(path)
+        pixmap = QPixmap(path) if path else QPixmap()
+        if pixmap.isNull():
+            self.thumbnail.setPixmap(QPixmap())
+            self.thumbnail.setText("Cannot show this photo" if path else "Drop a specimen photo here")
+        else:
+            self.thumbnail.setPixmap(pixmap.scaled(220, 140, Qt.KeepAspectRatio, Qt.SmoothTransformation))
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if _dropped_photo(event) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        photo = _dropped_photo(event)
+        if photo is not None:
+            self.set_photo(photo)
+            event.acceptProposedAction()
+
+    def _choose_photo(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Specimen photo", "", "Photos (*.jpg *.jpeg *.png *.webp)")
+        if path:
+            self.set_photo(path)
+
+    def _choose_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Trained mineral model folder")
+        if folder:
+            self.set_model(folder)
+
+    def set_model(self, folder: str) -> None:
+        if self.model_combo.findText(folder) < 0:
+            self.model_combo.insertItem(0, folder)
+        self.model_combo.setCurrentText(folder)
+
+    # -- identify ---------------------------------------------------------------------------------------
+    def predict_arguments(self) -> list[str]:
+        argv = ["minerals", "predict", "--model", self.model_combo.currentText().strip(), self.photo_edit.text().strip(),
+                "--top", "5", "--device", default_device()]
+        for option, value in (("--hardness", self.hardness_edit.text().strip()),
+                              ("--luster", self.luster_combo.currentData()),
+                              ("--streak", self.streak_combo.currentData())):
+            if value:
+                argv += [option, value]
+        return argv
+
+    def identify(self) -> None:
+        photo, model = self.photo_edit.text().strip(), self.model_combo.currentText().strip()
+        if not photo or not Path(photo).is_file():
+            self.status.setText("Choose a photo first.")
+            return
+        if not model or not (Path(model) / "model.json").is_file():
+            self.status.setText("Choose a trained model folder (it holds model.json), or train one.")
+            return
+        self.identify_button.setEnabled(False)
+        self.status.setText("Identifying…")
+        self._start(EngineTask("Identify mineral", self.predict_arguments(), self._show_identification))
+
+    def _show_identification(self, result: dict | None, error: str | None) -> None:
+        self.identify_button.setEnabled(True)
+        if error:
+            self.status.setText(error)
+            return
+        self.last_result = result
+        predictions = (result or {}).get("predictions") or [{}]
+        top = predictions[0].get("top", [])
+        self.results.setRowCount(len(top))
+        for row, entry in enumerate(top):
+            self.results.setItem(row, 0, QTableWidgetItem(str(entry["mineral"])))
+            bar = QProgressBar(self.results)
+            bar.setRange(0, 1000)
+            bar.setValue(int(round(float(entry["probability"]) * 1000)))
+            bar.setFormat(f"{float(entry['probability']):.1%}")
+            self.results.setCellWidget(row, 1, bar)
+        seconds = predictions[0].get("seconds")
+        self.status.setText(f"Best match: {top[0]['mineral']}" + (f" ({seconds:.2f} s)" if seconds else "") if top else "")
+
+    def shown_minerals(self) -> list[tuple[str, float]]:
+        """The rows on screen as (mineral, probability)."""
+        rows = []
+        for row in range(self.results.rowCount()):
+            bar = self.results.cellWidget(row, 1)
+            rows.append((self.results.item(row, 0).text(), bar.value() / 1000.0))
+        return rows
+
+    # -- train ------------------------------------------------------------------------------------------
+    def _choose_training_folder(self) -> None:
+        data = QFileDialog.getExistingDirectory(self, "Photo folder: one sub-folder of photos per mineral")
+        if not data:
+            return
+        out = QFileDialog.getExistingDirectory(self, "Folder for the new model (an empty folder)")
+        if out:
+            self.train(data, out)
+
+    def train_arguments(self, data: str, out: str, kind: str = "longtail") -> list[str]:
+        argv = ["minerals", "train", "--data", data, "--out", out, "--model", kind, "--device", default_device()]
+        return argv + list(self.extra_train_arguments)
+
+    def train(self, data: str, out: str, kind: str = "longtail") -> None:
+        """Train in the background (task manager: progress, Cancel); the new model is then offered."""
+        self.train_button.setEnabled(False)
+        self.status.setText(f"Training on {data}… (progress and Cancel in the task manager)")
+
+        def done(result: dict | None, error: str | None) -> None:
+            self.train_button.setEnabled(True)
+            if error:
+                self.status.setText(f"Training stopped: {error}")
+                return
+            model = str((result or {}).get("outputs", {}).get("model", out))
+            _remember_model(model)
+            self.set_model(model)
+            metrics = (result or {}).get("metrics") or {}
+            summary = f" (test mAcc {metrics['mAcc']:.1%})" if isinstance(metrics.get("mAcc"), (int, float)) else ""
+            self.status.setText(f"New model ready and selected: {model}{summary}")
+
+        self._start(EngineTask(f"Train mineral model on {Path(data).name}", self.train_arguments(data, out, kind), done))
+
+    def _start(self, task: EngineTask) -> None:
+        if self.run_in_background:
+            self._tasks = [t for t in self._tasks if t.status() not in (QgsTask.Complete, QgsTask.Terminated)] + [task]
+            QgsApplication.taskManager().addTask(task)
+        else:
+            task.finished(task.run())
+
+
+def _choices(parent: QWidget, options: list[tuple[str, str]]) -> QComboBox:
+    combo = QComboBox(parent)
+    for value, label in options:
+        combo.addItem(label, value)
+    return combo
+
+
+def _dropped_photo(event) -> str | None:
+    urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+    for url in urls:
+        path = url.toLocalFile()
+        if path.lower().endswith(PHOTO_SUFFIXES):
+            return path
+    return None
+
+
+def _remembered_models() -> list[str]:
+    value = QgsSettings().value(KEY_MODELS, [], type=list) or []
+    return [str(v) for v in value if v and (Path(str(v)) / "model.json").is_file()]
+
+
+def _remember_model(folder: str) -> None:
+    models = [folder] + [m for m in _remembered_models() if m != folder]
+    QgsSettings().setValue(KEY_MODELS, models[:10])

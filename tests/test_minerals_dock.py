@@ -1,0 +1,80 @@
+"""The "Mineral identification" dock in a real, headless QGIS, running the engine worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from plugin_fixtures import qgis_app, requires_qgis  # noqa: F401
+
+pytestmark = [requires_qgis, pytest.mark.qgis]
+
+
+@pytest.fixture(scope="module")
+def photos_and_model(tmp_path_factory):
+    """A small photo set and an (untrained) resnet18 model folder, made with the engine."""
+    import torch
+
+    from core.minerals.models import PhotoClassifier
+    from core.minerals.properties import MINERALS_36
+    from core.minerals.saved import save_model
+    from core.minerals.synthetic import write_synthetic_photo_set
+
+    root = tmp_path_factory.mktemp("dock")
+    write_synthetic_photo_set(root / "photos", n_max=6, imbalance=2, size=32, seed=4)
+    torch.manual_seed(0)
+    classes = sorted(MINERALS_36)
+    save_model(root / "model", PhotoClassifier("resnet18", len(classes)),
+               {"kind": "longtail", "arch": "resnet18", "classes": classes, "image_size": 32, "tail_classes": []})
+    return root / "photos", root / "model"
+
+
+def test_dock_identifies_a_photo_through_the_worker_and_shows_five_rows(qgis_app, photos_and_model):  # noqa: F811
+    from geoanomaly_qgis.minerals_dock import MineralDock
+
+    photos, model = photos_and_model
+    dock = MineralDock(run_in_background=False)
+    assert dock.windowTitle() == "Mineral identification"
+    photo = str(next((photos / "Pyrite").iterdir()))
+    dock.set_photo(photo)
+    assert not dock.thumbnail.pixmap().isNull()  # thumbnail shown
+    dock.set_model(str(model))
+    dock.hardness_edit.setText("6")
+    dock.luster_combo.setCurrentIndex(1)
+    argv = dock.predict_arguments()
+    assert argv[argv.index("--hardness") + 1] == "6" and argv[argv.index("--luster") + 1] == "metallic"
+    assert "--streak" not in argv  # left blank = not observed
+    dock.identify()
+    rows = dock.shown_minerals()
+    assert len(rows) == 5, dock.status.text()
+    probabilities = [p for _, p in rows]
+    assert probabilities == sorted(probabilities, reverse=True) and all(0 <= p <= 1 for p in probabilities)
+    assert dock.status.text().startswith("Best match: " + rows[0][0])
+    assert dock.identify_button.isEnabled()
+
+
+def test_dock_reports_a_missing_photo_and_a_bad_model(qgis_app, photos_and_model, tmp_path):  # noqa: F811
+    from geoanomaly_qgis.minerals_dock import MineralDock
+
+    photos, _ = photos_and_model
+    dock = MineralDock(run_in_background=False)
+    dock.identify()
+    assert "photo" in dock.status.text()
+    dock.set_photo(str(next((photos / "Quartz").iterdir())))
+    dock.set_model(str(tmp_path))
+    dock.identify()
+    assert "model folder" in dock.status.text() and dock.results.rowCount() == 0
+
+
+def test_dock_trains_a_model_through_the_worker_and_offers_it(qgis_app, photos_and_model, tmp_path):  # noqa: F811
+    from geoanomaly_qgis.minerals_dock import MineralDock
+
+    photos, _ = photos_and_model
+    dock = MineralDock(run_in_background=False)
+    dock.extra_train_arguments = ["--backbone", "resnet18", "--image-size", "32", "--batch-size", "64",
+                                  "--fea-epochs", "1", "--cfl-epochs", "1", "--crt-epochs", "1", "--warmup-epochs", "1",
+                                  "--threads", "1"]
+    dock.train(str(photos), str(tmp_path / "new_model"))
+    assert "New model ready" in dock.status.text(), dock.status.text()
+    assert Path(dock.model_combo.currentText()) == tmp_path / "new_model"
+    assert (tmp_path / "new_model" / "model.json").is_file()
