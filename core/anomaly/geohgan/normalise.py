@@ -2,8 +2,10 @@
 
 The published code scaled inputs twice (to [0, 1/255]) and paired a sigmoid
 autoencoder with a tanh generator. Here there is one fitted mapping: the
-chosen transform (``log`` by default, or ``clr`` across the selected bands, or
-``none``), then each band's 0.1 and 99.9 percentiles of *valid* cells mapped
+chosen transform (``log``, ``clr`` across the selected bands, or ``none``;
+``auto``, the default, takes ``log`` when every valid value is positive -
+concentrations - and ``none`` otherwise - bands already log-ratio transformed,
+as ``geoanomaly grid`` writes them by default), then each band's 0.1 and 99.9 percentiles of *valid* cells mapped
 linearly to -1 and +1 and clipped there, because every network output that
 reconstructs a tile ends in ``tanh`` (range -1 to 1). Percentiles rather than
 min/max keep one wild cell from squashing a whole band.
@@ -26,14 +28,14 @@ from core.preprocess import transforms
 
 LOW_PERCENTILE = 0.1
 HIGH_PERCENTILE = 99.9
-RASTER_TRANSFORMS = ("log", "clr", "none")
+RASTER_TRANSFORMS = ("auto", "log", "clr", "none")
 
 
 @dataclass
 class BandNormaliser:
     """Transform + per-band linear map to [-1, 1]; ``fit`` learns ``low_``/``high_`` from valid cells."""
 
-    transform: str = "log"
+    transform: str = "auto"
     band_names: list[str] = field(default_factory=list)
     low_: list[float] = field(default_factory=list)
     high_: list[float] = field(default_factory=list)
@@ -59,6 +61,8 @@ class BandNormaliser:
             raise InvalidInputError("the raster has no valid cell (every cell is nodata in at least one band)")
         if len(cells) > max_cells:
             cells = cells[np.random.default_rng(seed).choice(len(cells), max_cells, replace=False)]
+        if self.transform == "auto":
+            self.transform = "log" if bool((values[:, valid] > 0).all()) else "none"
         transformed = self._transform_cells(cells)
         low = np.percentile(transformed, LOW_PERCENTILE, axis=0)
         high = np.percentile(transformed, HIGH_PERCENTILE, axis=0)

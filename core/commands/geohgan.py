@@ -1,0 +1,246 @@
+"""``geoanomaly geohgan``: Geo-Hgan anomaly rasters from a multi-band geochemical raster.
+
+Inputs: one multi-band GeoTIFF (a band per element), several single-band
+rasters on one grid, or the ``grid.tif`` of ``geoanomaly grid``.
+
+Outputs (written whole or not at all):
+
+- ``geohgan_scores.tif``: 3 bands ``img_distance``, ``anomaly_score``,
+  ``z_distance`` on the input grid (same CRS, transform and size), nodata
+  where the input has none in some band;
+- ``anomaly_cells.gpkg``: AnomFilter's high-confidence anomaly cells (cell
+  centres) with their scores, ready as positives for the prospectivity step;
+- ``run.json``: parameters, versions, device, timings, the metric used and
+  how it was chosen, AUCs per metric when deposits are given;
+- ``model/``: the trained detector (config.json, weights.pt, normalisation.json).
+
+Metric: without deposits, ``anomaly_score`` (reconstruction error plus
+critic-feature distance, f-AnoGAN's recommended score, and the published
+code's): an unsupervised choice that needs no labels. With ``--deposits``
+(and ``--metric auto``), the metric with the highest cell AUC (deposit cell
+and its 8 neighbours positive) is used, as the published
+``select_anomaly_metric`` does; run.json then says the choice used deposit
+labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from core.anomaly.geohgan import SCORE_NAMES, GeoHganDetector, anom_filter
+from core.anomaly.geohgan.detector import GeoHganConfig
+from core.commands._options import _comma_list
+from core.device import describe_device, resolve_device
+from core.errors import InvalidCrsError, InvalidInputError
+from core.evaluate.auc import cell_auc
+from core.io.atomic import atomic_output_dir
+from core.io.rasters import read_raster_stack, write_raster
+from core.io.samples import read_deposits
+from core.runrecord import RunRecord
+
+NAME = "geohgan"
+HELP = "Geo-Hgan anomaly rasters (img_distance, anomaly_score, z_distance) from a multi-band geochemical raster"
+
+UNSUPERVISED_METRIC = "anomaly_score"
+SCORES_FILE = "geohgan_scores.tif"
+CELLS_FILE = "anomaly_cells.gpkg"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = GeoHganConfig()
+    parser.add_argument("--raster", action="append", required=True, metavar="FILE",
+                        help="multi-band GeoTIFF (a band per element); repeat for several single-band rasters "
+                             "on one grid")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--bands", type=_comma_list, metavar="A,B,...",
+                        help="bands to use, by name (band description or file name) or 1-based number "
+                             "(default: all)")
+    parser.add_argument("--deposits", metavar="FILE",
+                        help="known deposits (points): choose the metric by cell AUC (uses deposit labels) "
+                             "and report AUCs")
+    parser.add_argument("--deposits-crs", help="CRS of a deposits CSV whose coordinates are not lon/lat")
+    parser.add_argument("--metric", choices=["auto", *SCORE_NAMES], default="auto",
+                        help=f"score for AnomFilter: auto = {UNSUPERVISED_METRIC} without deposits, the best "
+                             "cell AUC with deposits")
+    group = parser.add_argument_group("model")
+    group.add_argument("--tile", type=int, default=defaults.tile, help=f"tile size in cells (default {defaults.tile})")
+    group.add_argument("--stride", type=int, default=defaults.stride,
+                       help=f"step between tiles in cells (default {defaults.stride})")
+    group.add_argument("--latent", type=int, default=defaults.latent,
+                       help=f"latent code size (default {defaults.latent})")
+    group.add_argument("--epochs", type=int, default=defaults.epochs,
+                       help=f"step-1 epochs (default {defaults.epochs})")
+    group.add_argument("--encoder-epochs", type=int, help="step-2 epochs (default: --epochs)")
+    group.add_argument("--warmup-epochs", type=int, default=defaults.warmup_epochs,
+                       help=f"autoencoder-only epochs before the GANs (default {defaults.warmup_epochs})")
+    group.add_argument("--tiles-per-epoch", type=int, default=defaults.tiles_per_epoch,
+                       help=f"tiles drawn per epoch (default {defaults.tiles_per_epoch}; 0 = one pass over all)")
+    group.add_argument("--batch", type=int, default=defaults.batch, help=f"batch size (default {defaults.batch})")
+    group.add_argument("--kappa", type=float, default=defaults.kappa,
+                       help=f"weight of the critic-feature distance (default {defaults.kappa:g})")
+    group.add_argument("--transform", choices=["auto", "log", "clr", "none"], default=defaults.transform,
+                       help="per-cell transform before scaling: auto = log for positive concentrations, none for "
+                            "bands already transformed (default auto)")
+    group.add_argument("--min-valid", type=float, default=defaults.min_valid,
+                       help=f"share of cells with data a training tile needs (default {defaults.min_valid:g})")
+    group.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same scores")
+    group.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    group.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
+    group.add_argument("--window-rows", type=int, default=512,
+                       help="rows scored at a time (bounds memory; default 512)")
+
+
+def run(args: argparse.Namespace, progress) -> int:
+    record = RunRecord(NAME, vars(args))
+    device = resolve_device(args.device)  # a bad --device fails before any work
+    with atomic_output_dir(args.out) as staging:
+        progress.stage("read", "Reading " + ", ".join(Path(p).name for p in args.raster), weight=0.02)
+        stack = read_raster_stack(args.raster, bands=_band_selection(args.bands))
+        _check_stack(stack)
+        deposits = _read_deposits(args, stack) if args.deposits else None
+        rows, cols = stack.shape
+        progress.log(f"{stack.values.shape[0]} bands, {rows} x {cols} cells of {abs(stack.transform.a):g} x "
+                     f"{abs(stack.transform.e):g}; {stack.valid_mask.mean() * 100:.0f} % with data")
+
+        detector = GeoHganDetector(
+            device=args.device, threads=args.threads, tile=args.tile, stride=args.stride, latent=args.latent,
+            epochs=args.epochs, encoder_epochs=args.epochs if args.encoder_epochs is None else args.encoder_epochs,
+            warmup_epochs=args.warmup_epochs, tiles_per_epoch=args.tiles_per_epoch or None, batch=args.batch,
+            kappa=args.kappa, transform=args.transform, min_valid=args.min_valid, seed=args.seed)
+        record.start_timer("fit")
+        detector.fit(stack.values, stack.valid_mask, stack.band_names, progress)
+        record.stop_timer("fit")
+        record["device"] = describe_device(device)
+
+        progress.stage("score", "Scoring cells", weight=0.1)
+        record.start_timer("score")
+        scores = _score_in_windows(detector, stack, args.window_rows, progress)
+        record.stop_timer("score")
+        write_raster(staging / SCORES_FILE, scores, stack.transform, stack.crs, band_names=list(SCORE_NAMES))
+
+        progress.stage("select", "Choosing the metric and filtering anomalies", weight=0.03)
+        metric, choice = _choose_metric(args.metric, scores, stack, deposits, progress)
+        normalised = detector.normaliser_.apply(stack.values, stack.valid_mask)
+        cells, filtered = _anomaly_cells(scores, normalised, stack, metric)
+        _write_cells(staging / CELLS_FILE, cells, stack.crs)
+        progress.log(f"AnomFilter: {filtered.to_dict()['n_above_fence']} cells above the Tukey fence of {metric}, "
+                     f"{len(cells)} kept as high-confidence anomalies")
+
+        detector.save(staging / "model")
+        record["rasters"] = {"files": [str(Path(p).resolve()) for p in args.raster], "bands": stack.band_names,
+                             "rows": rows, "cols": cols, "crs": stack.crs.to_string() if stack.crs else None,
+                             "transform": list(stack.transform)[:6],
+                             "valid_cells": int(stack.valid_mask.sum())}
+        record["model"] = {"config": vars(detector.config), "transform_used": detector.normaliser_.transform,
+                           "training_tiles": detector.n_training_tiles_, "threads": args.threads}
+        record["training"] = detector.history_
+        record["metric"] = choice
+        record["anomfilter"] = {"metric": metric, **filtered.to_dict()}
+        record.write(staging / "run.json")
+
+    out = Path(args.out).resolve()
+    outputs = {"scores": str(out / SCORES_FILE), "anomaly_cells": str(out / CELLS_FILE),
+               "run": str(out / "run.json"), "model": str(out / "model")}
+    progress.result(outputs=outputs, metrics=choice, out=str(out))
+    if progress.mode != "json":
+        print(f"Scores: {outputs['scores']} | anomaly cells: {outputs['anomaly_cells']} | record: {outputs['run']}")
+    return 0
+
+
+def _band_selection(bands: list[str] | None) -> list[str | int] | None:
+    if bands is None:
+        return None
+    return [int(b) if b.isdigit() else b for b in bands]
+
+
+def _check_stack(stack) -> None:
+    files = ", ".join(stack.paths)
+    if stack.values.shape[0] < 2:
+        raise InvalidInputError(
+            f"{files} holds a single band ({stack.band_names[0]}): Geo-Hgan needs two or more elements - "
+            "give a multi-band raster or several single-band rasters"
+        )
+    if not stack.valid_mask.any():
+        empty = [n for n, band in zip(stack.band_names, stack.values) if not np.isfinite(band).any()]
+        detail = f"band(s) {', '.join(empty)} are all nodata" if empty else "no cell has data in every band"
+        raise InvalidInputError(f"{files}: {detail}; nothing to learn from")
+
+
+def _read_deposits(args: argparse.Namespace, stack) -> np.ndarray:
+    if stack.crs is None:
+        raise InvalidCrsError(f"{stack.paths[0]} has no CRS, so the deposits cannot be placed on it")
+    return read_deposits(args.deposits, stack.crs.to_wkt(), crs=args.deposits_crs)
+
+
+def _score_in_windows(detector: GeoHganDetector, stack, window_rows: int, progress) -> np.ndarray:
+    """Cell scores (3, rows, cols), computed a window of rows at a time (memory bounded by the window)."""
+    rows, cols = stack.shape
+    scores = np.full((len(SCORE_NAMES), rows, cols), np.nan, dtype=np.float32)
+
+    def read_rows(start: int, stop: int):
+        return detector.normalise_rows(stack.values[:, start:stop], stack.valid_mask[start:stop])
+
+    def write_rows(start: int, block: np.ndarray) -> None:
+        scores[:, start:start + block.shape[1]] = block
+
+    detector.score_windows(read_rows, write_rows, rows, cols, window_rows=window_rows, progress=progress)
+    return scores
+
+
+def _choose_metric(requested: str, scores: np.ndarray, stack, deposits, progress) -> tuple[str, dict]:
+    """The metric for AnomFilter and how it was chosen (with per-metric cell AUCs when deposits are given)."""
+    choice: dict = {"requested": requested}
+    aucs = {}
+    if deposits is not None:
+        for i, name in enumerate(SCORE_NAMES):
+            try:
+                aucs[name] = cell_auc(scores[i], stack.transform, deposits, stack.valid_mask).to_dict()
+            except InvalidInputError as exc:
+                progress.warn(f"cell AUC of {name} not computed: {exc}")
+                break
+        for name, res in aucs.items():
+            progress.log(f"  {name}: cell AUC {res['auc']:.3f} ({res['n_used']} of {res['n_deposits']} deposits "
+                         f"on valid cells, {res['n_positive_cells']} positive cells)")
+        choice["cell_auc"] = aucs
+        choice["auc_protocol"] = "cells: deposit cell + 8 neighbours positive, all other valid cells negative"
+    if requested != "auto":
+        choice.update(metric=requested, how="given by the user (--metric)", uses_deposit_labels=False)
+    elif aucs:
+        best = max(aucs, key=lambda name: aucs[name]["auc"])
+        choice.update(metric=best, how="highest cell AUC against the given deposits (select_anomaly_metric)",
+                      uses_deposit_labels=True)
+        progress.log(f"Metric {best} chosen by cell AUC: this choice uses the deposit labels")
+    else:
+        choice.update(metric=UNSUPERVISED_METRIC,
+                      how="unsupervised default: reconstruction error + critic-feature distance (f-AnoGAN izi_f)",
+                      uses_deposit_labels=False)
+    return choice["metric"], choice
+
+
+def _anomaly_cells(scores: np.ndarray, normalised: np.ndarray, stack, metric: str):
+    """AnomFilter on valid cells: the chosen score, the cells' normalised band values, their mean as target."""
+    valid = stack.valid_mask & np.isfinite(scores).all(axis=0)
+    rows, cols = np.nonzero(valid)
+    chosen = scores[SCORE_NAMES.index(metric)][valid]
+    features = normalised[:, valid].T
+    filtered = anom_filter(chosen, features, features.mean(axis=0) if len(features) else None)
+    keep = filtered.selected
+    xs, ys = stack.transform * (cols[keep] + 0.5, rows[keep] + 0.5)
+    distance = dict(zip(filtered.above_fence.tolist(), filtered.distance.tolist()))
+    cells = {"row": rows[keep], "col": cols[keep], "x": np.asarray(xs, dtype=float), "y": np.asarray(ys, dtype=float),
+             **{name: scores[i][valid][keep].astype(float) for i, name in enumerate(SCORE_NAMES)},
+             "metric": [metric] * len(keep),
+             "distance_to_mean": np.array([distance[int(k)] for k in keep], dtype=float)}
+    return cells, filtered
+
+
+def _write_cells(path: Path, cells: dict, crs) -> None:
+    import geopandas as gpd
+
+    columns = {k: v for k, v in cells.items() if k not in {"x", "y"}}
+    frame = gpd.GeoDataFrame(columns, geometry=gpd.points_from_xy(cells["x"], cells["y"]),
+                             crs=crs.to_wkt() if crs else None)
+    frame.to_file(path, layer="anomaly_cells", driver="GPKG")
