@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsSettings, QgsTask
+from qgis.core import QgsApplication, QgsProcessingFeedback, QgsSettings, QgsTask
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QPixmap
 from qgis.PyQt.QtWidgets import (
@@ -43,41 +43,6 @@ KEY_MODELS = "geoanomaly/mineral_models"
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 LUSTERS = [("", "not observed"), ("metallic", "metallic"), ("non-metallic", "non-metallic")]
 STREAKS = [("", "not observed"), ("white", "white / colourless"), ("coloured", "coloured / dark")]
-LOG_TAG = "GeoAnomaly"
-
-
-class _TaskFeedback:
-    """The feedback the worker expects, backed by a QgsTask (progress bar + Cancel in the task manager)."""
-
-    def __init__(self, task: QgsTask) -> None:
-        self.task = task
-        self.messages: list[str] = []
-
-    def isCanceled(self) -> bool:  # noqa: N802 - the worker's (Qt's) names
-        return self.task.isCanceled()
-
-    def setProgress(self, progress: float) -> None:  # noqa: N802
-        self.task.setProgress(progress)
-
-    def setProgressText(self, text: str) -> None:  # noqa: N802
-        self.messages.append(text)
-
-    def pushInfo(self, info: str) -> None:  # noqa: N802
-        self.messages.append(info)
-        QgsMessageLog.logMessage(info, LOG_TAG, Qgis.Info)
-
-    def pushWarning(self, warning: str) -> None:  # noqa: N802
-        self.messages.append(warning)
-        QgsMessageLog.logMessage(warning, LOG_TAG, Qgis.Warning)
-
-    def pushCommandInfo(self, info: str) -> None:  # noqa: N802
-        QgsMessageLog.logMessage(info, LOG_TAG, Qgis.Info)
-
-    def pushConsoleInfo(self, info: str) -> None:  # noqa: N802
-        pass
-
-    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N802, N803
-        QgsMessageLog.logMessage(error, LOG_TAG, Qgis.Critical)
 
 
 class EngineTask(QgsTask):
@@ -89,6 +54,14 @@ class EngineTask(QgsTask):
         self.done = done
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
+        # The worker reports to a Processing feedback (messages go to the QGIS log); its progress
+        # drives the task manager's bar, and the task manager's Cancel cancels it.
+        self.feedback = QgsProcessingFeedback()
+        self.feedback.progressChanged.connect(self.setProgress)
+
+    def cancel(self) -> None:
+        self.feedback.cancel()
+        super().cancel()
 
     def run(self) -> bool:
         interpreter = engine_interpreter()
@@ -96,7 +69,7 @@ class EngineTask(QgsTask):
             self.error = "The GeoAnomaly engine was not found: set its Python interpreter in GeoAnomaly > Settings."
             return False
         try:
-            self.result = run_engine(self.argv, _TaskFeedback(self), python=interpreter.python)
+            self.result = run_engine(self.argv, self.feedback, python=interpreter.python)
         except EngineCancelled:
             self.error = "Cancelled."
             return False

@@ -78,3 +78,17 @@ def test_dock_trains_a_model_through_the_worker_and_offers_it(qgis_app, photos_a
     assert "New model ready" in dock.status.text(), dock.status.text()
     assert Path(dock.model_combo.currentText()) == tmp_path / "new_model"
     assert (tmp_path / "new_model" / "model.json").is_file()
+
+
+def test_cancelled_training_stops_the_worker_and_writes_nothing(qgis_app, photos_and_model, tmp_path):  # noqa: F811
+    from geoanomaly_qgis.minerals_dock import EngineTask, MineralDock
+
+    photos, _ = photos_and_model
+    dock = MineralDock(run_in_background=False)
+    outcome = {}
+    task = EngineTask("train", dock.train_arguments(str(photos), str(tmp_path / "never")),
+                      lambda result, error: outcome.update(result=result, error=error))
+    task.cancel()  # what the task manager's Cancel does
+    task.finished(task.run())
+    assert outcome == {"result": None, "error": "Cancelled."}
+    assert not (tmp_path / "never").exists()
