@@ -1,0 +1,166 @@
+"""Geo-Hgan benchmark: speed on a 500 x 500 x 30-band raster, quality on the gridded GSWA sed1 survey.
+
+Run with ``make bench`` (or ``.venv/bin/python tests/benchmarks/bench_geohgan.py [--quick] [--device D]``);
+prints a summary and writes ``bench_output/geohgan.json``.
+
+1. Speed (default settings): train + score time, peak RSS, scoring
+   throughput (cells/s) on a synthetic 500 x 500 x 30-band raster with planted
+   anomalies (their cell AUC is reported as a sanity check). Targets on 2 CPU
+   cores: under 20 minutes, peak RSS under 4 GB.
+2. Quality: the sed1 samples preprocessed as ``geoanomaly detect`` does
+   (elements < 50 % missing, CLR, robust scaling), gridded by IDW at a 500 m
+   cell (``core.grid.idw``, default data mask), then Geo-Hgan with default
+   settings. AUC of each score with the cell protocol (evaluation.md section 3:
+   deposit cell + 8 neighbours positive) and the sample protocol (score read at
+   each sample, then the 20-run protocol of section 1), next to an Isolation
+   Forest fitted on the same cells in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from core.anomaly.geohgan import SCORE_NAMES, GeoHganDetector  # noqa: E402
+from core.anomaly.geohgan.synthetic import synthetic_raster  # noqa: E402
+from core.device import describe_device, resolve_device  # noqa: E402
+from core.evaluate.auc import auc_protocol, cell_auc  # noqa: E402
+from core.grid.idw import grid_samples  # noqa: E402
+from core.io.rasters import RasterStack, sample_raster_at  # noqa: E402
+from core.io.samples import read_deposits, read_samples  # noqa: E402
+from core.preprocess import Preprocessor  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data" / "gswa_sed1_au"
+SED1_CELL_M = 500.0
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def speed(device: str, quick: bool) -> dict:
+    size, bands = (120, 8) if quick else (500, 30)
+    raster = synthetic_raster(bands=bands, rows=size, cols=size, anomalies=max(4, size * size // 6000), seed=0)
+    settings = dict(epochs=1, encoder_epochs=1, warmup_epochs=1, tiles_per_epoch=512) if quick else {}
+    detector = GeoHganDetector(device=device, seed=0, **settings)
+    t0 = time.perf_counter()
+    detector.fit(raster.values, band_names=raster.band_names)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores = detector.score(raster.values, window_rows=512)
+    score_s = time.perf_counter() - t0
+    valid = np.isfinite(raster.values).all(axis=0)
+    from sklearn.metrics import roc_auc_score
+
+    return {
+        "raster": f"{size} x {size} x {bands} bands (synthetic, {int(raster.anomalous.sum())} planted anomaly cells)",
+        "settings": vars(detector.config), "training_tiles": detector.n_training_tiles_,
+        "fit_s": round(fit_s, 1), "score_s": round(score_s, 2), "train_plus_score_s": round(fit_s + score_s, 1),
+        "score_cells_per_s": round(int(valid.sum()) / score_s),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "planted_cell_auc": {name: round(float(roc_auc_score(raster.anomalous[valid], scores[i][valid])), 4)
+                             for i, name in enumerate(SCORE_NAMES)},
+        "targets": {"time_s": 1200, "peak_rss_mb": 4096},
+    }
+
+
+def quality(device: str, quick: bool) -> dict:
+    table = read_samples(DATA / "samples.csv")
+    deposits = read_deposits(DATA / "deposits.csv", table.work_crs)
+    prepared = Preprocessor().fit_transform(table)
+    grid = grid_samples(prepared.xy, prepared.values, cell=SED1_CELL_M, band_names=prepared.elements,
+                        crs=table.work_crs)
+    stack = RasterStack(values=grid.array, transform=grid.transform, crs=grid.crs, band_names=grid.band_names,
+                        valid_mask=np.isfinite(grid.array).all(axis=0), paths=["sed1 IDW grid"])
+    settings = dict(epochs=1, encoder_epochs=1, warmup_epochs=1, tiles_per_epoch=512) if quick else {}
+    detector = GeoHganDetector(device=device, seed=0, **settings)
+    t0 = time.perf_counter()
+    detector.fit(stack.values, stack.valid_mask, stack.band_names)
+    scores = detector.score(stack.values, stack.valid_mask)
+    geohgan_s = time.perf_counter() - t0
+
+    # Isolation Forest on the same cells (the same normalised band values the networks see).
+    from sklearn.ensemble import IsolationForest
+
+    t0 = time.perf_counter()
+    cells = detector.normaliser_.apply(stack.values, stack.valid_mask)[:, stack.valid_mask].T
+    forest = IsolationForest(n_estimators=300, random_state=0, n_jobs=1).fit(cells)
+    forest_grid = np.full(stack.shape, np.nan, dtype=np.float32)
+    forest_grid[stack.valid_mask] = -forest.score_samples(cells)
+    forest_s = time.perf_counter() - t0
+
+    maps = {**{name: scores[i] for i, name in enumerate(SCORE_NAMES)}, "isolation_forest_cells": forest_grid}
+    results = {}
+    for name, score_map in maps.items():
+        cell = cell_auc(score_map, stack.transform, deposits, stack.valid_mask)
+        at_samples = sample_raster_at(_one_band(stack, score_map), prepared.xy)[:, 0]
+        missing = ~np.isfinite(at_samples)
+        sample = auc_protocol(prepared.xy[~missing], at_samples[~missing], deposits)
+        results[name] = {"cell_auc": round(cell.auc, 4), "cell_positive": cell.n_positive_cells,
+                         "cell_negative": cell.n_negative_cells, "cell_deposits_used": cell.n_used,
+                         "sample_auc_mean": round(sample.mean, 4), "sample_auc_std": round(sample.std, 4),
+                         "sample_success_top5": round(sample.success_rate_top5, 4),
+                         "samples_off_grid": int(missing.sum())}
+    rows, cols = stack.shape
+    return {
+        "data": "gswa_sed1_au samples.csv / deposits.csv",
+        "preprocessing": "elements < 50 % missing, CLR, robust scaling (Preprocessor defaults)",
+        "grid": {"cell_m": SED1_CELL_M, "rows": rows, "cols": cols, "bands": len(stack.band_names),
+                 "valid_cells": int(stack.valid_mask.sum()), "max_distance_m": round(grid.max_distance, 1),
+                 "crs": table.work_crs.to_string()},
+        "transform_used": detector.normaliser_.transform, "settings": vars(detector.config),
+        "geohgan_fit_score_s": round(geohgan_s, 1), "isolation_forest_s": round(forest_s, 1),
+        "auc": results,
+        "protocols": {"cell": "evaluation.md section 3: deposit cell + 8 neighbours positive, other valid cells "
+                              "negative, ROC-AUC",
+                      "sample": "score read at each sample's cell, then evaluation.md section 1 (20 runs, "
+                                "min 5 km, rng 42)"},
+    }
+
+
+def _one_band(stack: RasterStack, score_map: np.ndarray) -> RasterStack:
+    return RasterStack(values=score_map[None], transform=stack.transform, crs=stack.crs, band_names=["score"],
+                       valid_mask=np.isfinite(score_map), paths=[])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script runs")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--part", choices=["all", "speed", "quality"], default="all")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    out = {"device": describe_device(device), "note": "timings on a machine shared with other jobs are pessimistic"}
+    if args.part in {"all", "speed"}:
+        out["speed"] = speed(args.device, args.quick)
+        s = out["speed"]
+        print(f"speed: {s['raster']}: fit {s['fit_s']} s + score {s['score_s']} s = {s['train_plus_score_s']} s; "
+              f"{s['score_cells_per_s']} cells/s; peak RSS {s['peak_rss_mb']:.0f} MB; planted AUC "
+              f"{s['planted_cell_auc']}", flush=True)
+    if args.part in {"all", "quality"}:
+        out["quality"] = quality(args.device, args.quick)
+        q = out["quality"]
+        print(f"quality: sed1 gridded at {q['grid']['cell_m']:g} m ({q['grid']['rows']} x {q['grid']['cols']} x "
+              f"{q['grid']['bands']} bands, {q['grid']['valid_cells']} valid cells)")
+        for name, r in q["auc"].items():
+            print(f"  {name:24} cell AUC {r['cell_auc']:.3f} | sample AUC {r['sample_auc_mean']:.3f} ± "
+                  f"{r['sample_auc_std']:.3f} (top 5 %: {r['sample_success_top5'] * 100:.0f} %)")
+    out["peak_rss_mb_total"] = round(peak_rss_mb(), 1)
+    out_dir = REPO / "bench_output"
+    out_dir.mkdir(exist_ok=True)
+    name = "geohgan_quick.json" if args.quick else "geohgan.json"
+    (out_dir / name).write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
