@@ -1,0 +1,202 @@
+"""Prospectivity (active learning): one KDAL cycle of ``geoanomaly prospectivity`` as a Processing algorithm.
+
+The geologist's loop: run a cycle -> the K query points appear as a layer
+with an empty ``label`` field -> label some of them (1 prospective, 0
+background; leave the rest empty) and save -> run again with that layer as
+*Labels*: the engine reads the edits and, beside them, everything the
+previous cycle trained on (its ``labels.gpkg`` in the same run folder).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputRasterLayer,
+    QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterVectorLayer,
+)
+
+from . import layers as layer_checks
+from .base import EngineAlgorithm, read_json
+
+SOFT_LOSSES = [("kl", "KL divergence with temperature"), ("ce", "soft cross-entropy")]
+CLASS_METHODS = [("area", "by area share (5 / 10 / 20 %)"), ("pa", "at the prediction-area crossing")]
+
+
+class ProspectivityActiveLearning(EngineAlgorithm):
+    COMMAND = "prospectivity"
+    NAME = "prospectivity_active_learning"
+    DISPLAY_NAME = "Prospectivity (active learning)"
+    GROUP, GROUP_ID = "Prospectivity", "prospectivity"
+    ICON = "geoanomaly.svg"
+    HELP = (
+        "Turns anomaly rasters into a prospectivity map (0-1) by knowledge-distillation active learning (KDAL): "
+        "the first evidence raster's anomaly scores teach a small classifier, the known deposits and your "
+        "labels correct it, and it proposes the <b>K places it is least sure about</b> for you to check.<br><br>"
+        "<b>Evidence rasters</b>: on one grid (same CRS, cell size and extent); the first is the anomaly map.<br>"
+        "<b>Labels</b>: after a cycle, the query points appear as a layer with an empty <i>label</i> field. "
+        "Enter 1 (prospective) or 0 (background) for the places you checked, save the edits, and choose that "
+        "layer here for the next cycle; labels from earlier cycles are carried over.<br>"
+        "<b>Unattended cycles</b>: for evaluation, the deposits answer that many rounds of queries first.<br><br>"
+        "Outputs: prospectivity raster, classes (very high / high / moderate / low), query points, "
+        "success-rate curve and deposits per class from a spatially blocked cross-validation, run.json."
+    )
+
+    EVIDENCE = "EVIDENCE"
+    LABELS = "LABELS"
+    LABEL_FIELD = "LABEL_FIELD"
+    ANOMALY_POINTS = "ANOMALY_POINTS"
+    CYCLES = "CYCLES"
+    K = "K"
+    FOLDS = "FOLDS"
+    SOFT_LOSS = "SOFT_LOSS"
+    TEMPERATURE = "TEMPERATURE"
+    CLASS_METHOD = "CLASS_METHOD"
+    PROSPECTIVITY = "PROSPECTIVITY"
+    CLASSES = "CLASSES"
+    QUERIES = "QUERIES"
+    TOP10 = "TOP10"
+    TOP20 = "TOP20"
+    SUCCESS_RATE_PLOT = "SUCCESS_RATE_PLOT"
+
+    def define_parameters(self) -> None:
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.EVIDENCE, self.tr("Evidence rasters (one grid; the first is the anomaly map)"),
+            QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.DEPOSITS, self.tr("Known deposits (point layer)"), [QgsProcessing.TypeVectorPoint]))
+        self.addParameter(QgsProcessingParameterVectorLayer(
+            self.LABELS, self.tr("Labels (e.g. the edited query points of the previous cycle)"),
+            [QgsProcessing.TypeVectorPoint], None, True))
+        self.addParameter(QgsProcessingParameterField(
+            self.LABEL_FIELD, self.tr("Label field (1 prospective, 0 background, empty = not checked)"), "label",
+            self.LABELS, QgsProcessingParameterField.Any, False, True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.K, self.tr("Query points per cycle (K)"), QgsProcessingParameterNumber.Integer, 5, False, 0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.CYCLES, self.tr("Unattended cycles answered by the deposits (0: one cycle on your labels)"),
+            QgsProcessingParameterNumber.Integer, 0, False, 0))
+        self._advanced(QgsProcessingParameterFeatureSource(
+            self.ANOMALY_POINTS, self.tr("High-confidence anomalies added as positives (points)"),
+            [QgsProcessing.TypeVectorPoint], None, True))
+        self._advanced(QgsProcessingParameterNumber(
+            self.FOLDS, self.tr("Cross-validation folds (0: none)"), QgsProcessingParameterNumber.Integer, 5,
+            False, 0))
+        self._advanced(QgsProcessingParameterEnum(
+            self.SOFT_LOSS, self.tr("Soft loss"), [label for _, label in SOFT_LOSSES], False, 0))
+        self._advanced(QgsProcessingParameterNumber(
+            self.TEMPERATURE, self.tr("Distillation temperature"), QgsProcessingParameterNumber.Double, 2.0,
+            False, 0.01))
+        self._advanced(QgsProcessingParameterEnum(
+            self.CLASS_METHOD, self.tr("Classes"), [label for _, label in CLASS_METHODS], False, 0))
+        self.add_seed_parameter()
+        self.add_device_parameter()
+        self.add_output_folder("Run folder")
+        self.addOutput(QgsProcessingOutputRasterLayer(self.PROSPECTIVITY, self.tr("Prospectivity (0-1)")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.CLASSES, self.tr("Prospectivity classes")))
+        self.addOutput(QgsProcessingOutputVectorLayer(self.QUERIES, self.tr("Query points to label")))
+        self.addOutput(QgsProcessingOutputNumber(self.TOP10, self.tr("Share of deposits in the top 10 % of the area")))
+        self.addOutput(QgsProcessingOutputNumber(self.TOP20, self.tr("Share of deposits in the top 20 % of the area")))
+        self.addOutput(QgsProcessingOutputFile(self.SUCCESS_RATE_PLOT, self.tr("Success-rate curve (PNG)")))
+
+    def check_inputs(self, parameters, context) -> None:
+        super().check_inputs(parameters, context)
+        labels = self.parameterAsVectorLayer(parameters, self.LABELS, context)
+        if labels is not None and labels.isEditable() and labels.isModified():
+            raise QgsProcessingException(
+                f"The labels layer '{labels.name()}' has unsaved edits: save them (Toggle Editing > Save) first.")
+
+    def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
+        rasters = self.parameterAsLayerList(parameters, self.EVIDENCE, context)
+        if not rasters:
+            raise QgsProcessingException("Choose at least one evidence raster (the anomaly map first).")
+        argv: list[str] = []
+        for layer in rasters:
+            path = Path(layer.source().split("|")[0])
+            if not path.is_file():
+                raise QgsProcessingException(
+                    f"The evidence layer '{layer.name()}' is not a file on disk; save it as a GeoTIFF first.")
+            argv += ["--evidence", str(path)]
+        grid_crs = rasters[0].crs()
+        deposits = self.prepare_deposits(parameters, context, feedback, run, target_crs=grid_crs)
+        if deposits is None:
+            raise QgsProcessingException("Choose the known deposits (a point layer).")
+        argv += ["--deposits", str(deposits)]
+        argv += self._labels_arguments(parameters, context, feedback, run)
+        if parameters.get(self.ANOMALY_POINTS):
+            source = self.parameterAsSource(parameters, self.ANOMALY_POINTS, context)
+            path = layer_checks.export_points(source, run.workdir / "anomaly_points.gpkg", context, feedback,
+                                              target_crs=grid_crs, layer_name="anomaly_points")
+            argv += ["--anomaly-cells", str(path)]
+        argv += ["--k", str(self.parameterAsInt(parameters, self.K, context)),
+                 "--cycles", str(self.parameterAsInt(parameters, self.CYCLES, context)),
+                 "--folds", str(self.parameterAsInt(parameters, self.FOLDS, context)),
+                 "--soft-loss", SOFT_LOSSES[self.parameterAsEnum(parameters, self.SOFT_LOSS, context)][0],
+                 "--temperature", repr(self.parameterAsDouble(parameters, self.TEMPERATURE, context)),
+                 "--classes", CLASS_METHODS[self.parameterAsEnum(parameters, self.CLASS_METHOD, context)][0]]
+        argv += self.seed_arguments(parameters, context)
+        argv += self.device_arguments(parameters, context)
+        return argv
+
+    def _labels_arguments(self, parameters, context, feedback, run) -> list[str]:
+        layer = self.parameterAsVectorLayer(parameters, self.LABELS, context)
+        if layer is None:
+            return []
+        field = self.parameterAsString(parameters, self.LABEL_FIELD, context) or "label"
+        if layer.fields().indexOf(field) < 0:
+            raise QgsProcessingException(f"The labels layer '{layer.name()}' has no field '{field}'.")
+        path = Path(layer.source().split("|")[0])
+        if layer.providerType() == "ogr" and path.suffix.lower() == ".gpkg" and path.is_file():
+            # The file itself: beside a previous cycle's queries.gpkg lies the pool so far.
+            feedback.pushInfo(f"Labels: {layer.featureCount()} points from {path}.")
+            return ["--labels", str(path), "--label-field", field]
+        source = self.parameterAsSource(parameters, self.LABELS, context)
+        exported = layer_checks.export_points(source, run.workdir / "labels.gpkg", context, feedback,
+                                              layer_name="labels")
+        return ["--labels", str(exported), "--label-field", field]
+
+    def collect_outputs(self, parameters, context, feedback, run) -> dict:
+        out = run.out_dir
+        prospectivity = out / "prospectivity.tif"
+        classes = out / "prospectivity_classes.tif"
+        queries = out / "queries.gpkg"
+        queries_uri = f"{queries}|layername=queries"
+        plot = out / "success_rate.png"
+        record = read_json(out / "run.json") or {}
+        top = ((record.get("metrics") or {}).get("prospectivity") or {}).get("deposits_in_top_area") or {}
+        outputs = self.common_outputs(run)
+        outputs.update({
+            self.PROSPECTIVITY: str(prospectivity) if prospectivity.is_file() else None,
+            self.CLASSES: str(classes) if classes.is_file() else None,
+            self.QUERIES: queries_uri if queries.is_file() else None,
+            self.SUCCESS_RATE_PLOT: str(plot) if plot.is_file() else None,
+            self.TOP10: top.get("10"),
+            self.TOP20: top.get("20"),
+        })
+        if top:
+            feedback.pushInfo(f"Deposits in the top 10 % / 20 % of the area: {top['10'] * 100:.0f} % / "
+                              f"{top['20'] * 100:.0f} % ({(record.get('metrics') or {}).get('figures_from', '')})")
+        cycle = record.get("cycle", "")
+        if prospectivity.is_file():
+            self.load_on_completion(context, run, prospectivity, f"Prospectivity (cycle {cycle})", "raster",
+                                    "anomaly", rank=90, output_name=self.PROSPECTIVITY)
+        if classes.is_file():
+            self.load_on_completion(context, run, classes, f"Prospectivity classes (cycle {cycle})", "raster",
+                                    None, rank=95, output_name=self.CLASSES)
+        if queries.is_file():
+            self.load_on_completion(context, run, queries_uri, f"Query points to label (cycle {cycle})", "vector",
+                                    None, rank=5, output_name=self.QUERIES)
+        return outputs
+
+    def run_label(self, parameters, context) -> str:
+        return "prospectivity"
