@@ -43,6 +43,10 @@ def test_outputs_are_aligned_to_the_input_grid(stack_file, tmp_path, capsys):
         scores = dst.read(masked=True)
     valid = np.isfinite(raster.values).all(axis=0)
     assert (scores.mask.all(axis=0) == ~valid).all()  # nodata exactly where the input has none
+    for i, name in enumerate(("img_distance", "anomaly_score", "z_distance")):
+        with rasterio.open(out / f"{name}.tif") as single:
+            assert single.count == 1 and single.descriptions == (name,) and single.transform == TRANSFORM
+            np.testing.assert_array_equal(single.read(1, masked=True).filled(np.nan), scores[i].filled(np.nan))
 
     record = json.loads((out / "run.json").read_text())
     assert record["metric"]["metric"] == "anomaly_score"

@@ -7,7 +7,9 @@ Outputs (written whole or not at all):
 
 - ``geohgan_scores.tif``: 3 bands ``img_distance``, ``anomaly_score``,
   ``z_distance`` on the input grid (same CRS, transform and size), nodata
-  where the input has none in some band;
+  where the input has none in some band; the same three as single-band
+  ``img_distance.tif``, ``anomaly_score.tif``, ``z_distance.tif`` (one
+  heat map each in QGIS, one evidence layer each for prospectivity);
 - ``anomaly_cells.gpkg``: AnomFilter's high-confidence anomaly cells (cell
   centres) with their scores, ready as positives for the prospectivity step;
 - ``run.json``: parameters, versions, device, timings, the metric used and
@@ -120,6 +122,8 @@ def run(args: argparse.Namespace, progress) -> int:
         scores = _score_in_windows(detector, stack, args.window_rows, progress)
         record.stop_timer("score")
         write_raster(staging / SCORES_FILE, scores, stack.transform, stack.crs, band_names=list(SCORE_NAMES))
+        for i, name in enumerate(SCORE_NAMES):
+            write_raster(staging / f"{name}.tif", scores[i], stack.transform, stack.crs, band_names=[name])
 
         progress.stage("select", "Choosing the metric and filtering anomalies", weight=0.03)
         metric, choice = _choose_metric(args.metric, scores, stack, deposits, progress)
@@ -142,8 +146,8 @@ def run(args: argparse.Namespace, progress) -> int:
         record.write(staging / "run.json")
 
     out = Path(args.out).resolve()
-    outputs = {"scores": str(out / SCORES_FILE), "anomaly_cells": str(out / CELLS_FILE),
-               "run": str(out / "run.json"), "model": str(out / "model")}
+    outputs = {"scores": str(out / SCORES_FILE), **{name: str(out / f"{name}.tif") for name in SCORE_NAMES},
+               "anomaly_cells": str(out / CELLS_FILE), "run": str(out / "run.json"), "model": str(out / "model")}
     progress.result(outputs=outputs, metrics=choice, out=str(out))
     if progress.mode != "json":
         print(f"Scores: {outputs['scores']} | anomaly cells: {outputs['anomaly_cells']} | record: {outputs['run']}")
