@@ -168,3 +168,16 @@ def test_a_labels_field_that_is_not_zero_or_one_is_refused(survey, capsys, value
     assert not out.exists()
     assert _run(evidence, deposits, out, "--labels", str(labels), "--label-field", "grade") == 2
     assert "no label field 'grade'" in capsys.readouterr().err
+
+
+def test_high_confidence_anomalies_join_the_labels_as_positives(survey):
+    tmp, evidence, deposits = survey
+    # Two AnomFilter picks, as points in the decoy blob, and one outside the grid (reported, not used).
+    points = write_labels(tmp / "anomfilter.gpkg", [(*cell_xy(*DECOY_CENTRE), 1), (*cell_xy(14, 36), 1),
+                                                      (TRANSFORM.c - 1000.0, TRANSFORM.f, 1)])
+    out = tmp / "with_anomalies"
+    assert _run(evidence, deposits, out, "--folds", "0", "--anomaly-cells", str(points), "--classes", "pa") == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["labels"]["by_source"] == {"deposit": 8, "anomaly": 2}
+    assert set(pd.read_csv(out / "deposits_per_class.csv")["class"]) == {"high", "low"}
+    assert "pa_crossing" in record["metrics"]["class_thresholds"]
