@@ -8,7 +8,6 @@ from qgis.PyQt.QtGui import QIcon
 from .base import ICONS_DIR
 from .detect import SamplesToAnomalies
 from .evaluate import EvaluateAgainstDeposits
-from .geohgan import RasterAnomaliesGeoHgan  # Geo-Hgan (issue 5)
 from .export_map import ExportProspectivityMap  # prospectivity (issue 6)
 from .geohgan import RasterAnomaliesGeoHgan  # Geo-Hgan (issue 5)
 from .grid import GridSamples
@@ -16,7 +15,6 @@ from .prospectivity import ProspectivityActiveLearning  # prospectivity (issue 6
 
 # Algorithms of later issues add themselves here (one class each, subclassing EngineAlgorithm).
 ALGORITHMS = [SamplesToAnomalies, GridSamples, EvaluateAgainstDeposits]
-ALGORITHMS += [RasterAnomaliesGeoHgan]  # Geo-Hgan (issue 5)
 ALGORITHMS += [ProspectivityActiveLearning, ExportProspectivityMap]  # prospectivity (issue 6)
 ALGORITHMS += [RasterAnomaliesGeoHgan]  # Geo-Hgan (issue 5)
 
