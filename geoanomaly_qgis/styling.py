@@ -15,7 +15,6 @@ import datetime as _dt
 from pathlib import Path
 
 from qgis.core import (
-    QgsClassificationQuantile,
     QgsColorRampShader,
     QgsGradientColorRamp,
     QgsGradientStop,
@@ -25,8 +24,10 @@ from qgis.core import (
     QgsMarkerSymbol,
     QgsProject,
     QgsRasterLayer,
+    QgsRendererRange,
     QgsSingleBandPseudoColorRenderer,
     QgsVectorLayer,
+    QgsVectorLayerUtils,
 )
 from qgis.PyQt.QtGui import QColor
 
@@ -82,8 +83,11 @@ def style_anomaly_raster(layer: QgsRasterLayer, band: int = 1, qml: Path = ANOMA
     if not layer.isValid():
         return False
     message, ok = layer.loadNamedStyle(str(qml))
-    renderer = layer.renderer()
-    if not ok or not isinstance(renderer, QgsSingleBandPseudoColorRenderer):
+    loaded = layer.renderer()
+    if ok and isinstance(loaded, QgsSingleBandPseudoColorRenderer):
+        # A copy: the layer owns (and would delete) the renderer it holds when given a new one.
+        renderer = loaded.clone()
+    else:
         renderer = _build_heat_renderer(layer)
     value_range = percentile_range(layer, band)
     if value_range is None:
@@ -124,18 +128,47 @@ def _build_heat_renderer(layer: QgsRasterLayer) -> QgsSingleBandPseudoColorRende
     return renderer
 
 
-def style_scored_points(layer: QgsVectorLayer, field: str = "anomaly_score", classes: int = 5) -> bool:
-    """Graduated symbols on ``field``: quantile classes, heat colours, bigger = more anomalous."""
-    if not layer.isValid() or layer.fields().lookupField(field) < 0:
+# Percentile classes of the scored points: most samples are background, so the
+# classes are narrow at the top, where a geologist looks for follow-up targets.
+POINT_PERCENTILES = [50, 75, 90, 95, 98]
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) of already sorted values, linearly interpolated."""
+    position = (len(sorted_values) - 1) * q / 100.0
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def style_scored_points(layer: QgsVectorLayer, field: str = "anomaly_score",
+                        percentiles: list[int] | None = None) -> bool:
+    """Graduated symbols on ``field``: percentile classes, heat colours, bigger = more anomalous."""
+    index = layer.fields().lookupField(field) if layer.isValid() else -1
+    if index < 0:
         return False
-    symbol = QgsMarkerSymbol.createSimple({"name": "circle", "size": "2", "outline_color": "35,35,35,160",
-                                           "outline_width": "0.1"})
-    renderer = QgsGraduatedSymbolRenderer(field)
-    renderer.setSourceSymbol(symbol)
-    renderer.setClassificationMethod(QgsClassificationQuantile())
-    renderer.updateClasses(layer, classes)
-    renderer.updateColorRamp(heat_ramp(opaque=True))
-    renderer.setSymbolSizes(1.4, 3.4)
+    raw, _ok = QgsVectorLayerUtils.getValues(layer, field)
+    values = sorted(float(v) for v in raw if isinstance(v, (int, float)) and v == v)
+    if not values:
+        return False
+    percentiles = percentiles or POINT_PERCENTILES
+    edges = [values[0]] + [percentile(values, q) for q in percentiles] + [values[-1]]
+    names = ([f"background (< P{percentiles[0]})"]
+             + [f"P{a}–P{b}" for a, b in zip(percentiles, percentiles[1:])]
+             + [f"> P{percentiles[-1]} (most anomalous)"])
+    ramp = heat_ramp(opaque=True)
+    ranges = []
+    count = len(names)
+    for k, name in enumerate(names):
+        fraction = k / (count - 1)
+        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "outline_color": "40,40,40,150",
+                                               "outline_width": "0.1"})
+        symbol.setColor(ramp.color(fraction))
+        symbol.setSize(0.9 + 2.1 * fraction)
+        ranges.append(QgsRendererRange(edges[k], edges[k + 1], symbol, f"{name}: {edges[k]:.3g} – {edges[k + 1]:.3g}"))
+    renderer = QgsGraduatedSymbolRenderer(field, ranges)
+    renderer.setSourceSymbol(QgsMarkerSymbol.createSimple({"name": "circle"}))
+    renderer.setSourceColorRamp(ramp)
     layer.setRenderer(renderer)
     layer.triggerRepaint()
     return True

@@ -2,7 +2,10 @@
 
 Import the fixtures into a test module::
 
-    from plugin_fixtures import qgis_app, samples_layer, deposits_layer  # noqa: F401
+    from tests.plugin_fixtures import fixture_qgis_app, fixture_samples_layer  # noqa: F401
+
+(the functions are named ``fixture_*``; tests ask for ``qgis_app``,
+``samples_layer``, ``deposits_layer``, so parameters never shadow imports.)
 
 ``qgis_app`` starts ``QgsApplication([], False)`` offscreen with a throw-away
 profile folder (so tests never touch the user's QGIS settings), initialises
@@ -74,8 +77,8 @@ def start_qgis():
     return _APP
 
 
-@pytest.fixture(scope="session")
-def qgis_app():
+@pytest.fixture(scope="session", name="qgis_app")
+def fixture_qgis_app():
     if not HAVE_QGIS:
         pytest.skip("the QGIS Python bindings (python3-qgis) are not installed")
     app = start_qgis()
@@ -94,8 +97,8 @@ def csv_points_uri(path: Path, x: str = "X", y: str = "Y", crs: str = "EPSG:4283
             "&spatialIndex=no&subsetIndex=no&watchFile=no&geomType=point")
 
 
-@pytest.fixture(scope="session")
-def samples_layer(qgis_app):
+@pytest.fixture(scope="session", name="samples_layer")
+def fixture_samples_layer(qgis_app):
     from qgis.core import QgsVectorLayer
 
     if not SAMPLES_CSV.is_file():
@@ -105,10 +108,16 @@ def samples_layer(qgis_app):
     return layer
 
 
-@pytest.fixture(scope="session")
-def deposits_layer(qgis_app):
+@pytest.fixture(scope="session", name="deposits_layer")
+def fixture_deposits_layer(qgis_app):
     from qgis.core import QgsVectorLayer
 
     layer = QgsVectorLayer(csv_points_uri(DEPOSITS_CSV), "deposits", "delimitedtext")
     assert layer.isValid(), f"cannot open {DEPOSITS_CSV}"
     return layer
+
+
+# Plain names for modules that import the fixtures as ``qgis_app`` etc.
+qgis_app = fixture_qgis_app
+samples_layer = fixture_samples_layer
+deposits_layer = fixture_deposits_layer

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def can_import_engine(python: str, timeout: float = 20.0) -> bool:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=timeout,
+            cwd=neutral_folder(),
             **_no_window(),
         )
     except (OSError, subprocess.SubprocessError):
@@ -127,6 +129,12 @@ def engine_sources() -> Path:
     if (shipped / "pyproject.toml").is_file():
         return shipped
     return PLUGIN_DIR.parent
+
+
+def neutral_folder() -> str:
+    """The worker's working folder: ``python -m core`` would import a ``core/`` found in the current folder
+    (QGIS's, which may be a source tree) instead of the installed engine."""
+    return tempfile.gettempdir()
 
 
 def _no_window() -> dict:

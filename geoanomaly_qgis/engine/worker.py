@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .discovery import _no_window, find_engine_python, install_instructions
+from .discovery import _no_window, find_engine_python, install_instructions, neutral_folder
 from .environment import engine_environment
 
 # Seconds between SIGTERM (the engine removes its staging folder and exits)
@@ -110,6 +110,7 @@ def run_engine(
             encoding="utf-8",
             errors="replace",
             bufsize=1,
+            cwd=neutral_folder(),
             **_no_window(),
         )
     except OSError as exc:
@@ -169,6 +170,11 @@ class _Session:
             raise EngineError(str(self.error["message"]), exit_code)
         tail = [line for line in self.stderr_tail if line.strip()]
         detail = tail[-1] if tail else "no message"
+        if "No module named 'core'" in detail or "No module named core" in detail:
+            raise EngineNotFoundError(
+                f"the interpreter {self.process.args[0]} does not have the GeoAnomaly engine installed; "
+                "choose another one in GeoAnomaly > Settings, or install it:\n" + install_instructions(),
+                exit_code)
         if self.feedback is not None and tail:
             self.feedback.reportError("\n".join(tail[-10:]), False)
         raise EngineError(f"the engine stopped unexpectedly (exit code {exit_code}): {detail}", exit_code)
