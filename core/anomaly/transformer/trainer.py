@@ -52,6 +52,7 @@ class GenerationRecord:
 
     generation: int
     alpha: float
+    mask_seed: int = 0  # this generation's own mask and batch-order stream
     train_loss: list[float] = field(default_factory=list)  # per epoch, the training objective
     validation_loss: list[float] = field(default_factory=list)  # per epoch, unmasked reconstruction MSE
     best_epoch: int = 0
@@ -78,6 +79,13 @@ def distillation_loss(
     if teacher_prediction is None or alpha == 0.0:
         return reconstruction
     return (1.0 - alpha) * reconstruction + alpha * torch.mean((prediction - teacher_prediction) ** 2)
+
+
+def seed_streams(seed: int, generations: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """From one seed: (initial weights seed, validation split seed, per generation (dropout seed, mask seed))."""
+    streams = np.random.SeedSequence(seed).spawn(2 + generations)
+    per_generation = [tuple(int(v) for v in stream.generate_state(2)) for stream in streams[2:]]
+    return int(streams[0].generate_state(1)[0]), int(streams[1].generate_state(1)[0]), per_generation
 
 
 def draw_hidden(missing: torch.Tensor, max_fraction: float, generator: torch.Generator) -> torch.Tensor:
@@ -139,10 +147,10 @@ class DistillationTrainer:
         s = self.settings
         if s.generations < 1:
             raise ValueError("at least one generation (the teacher) is needed")
-        streams = np.random.SeedSequence(s.seed).spawn(2 + s.generations)
-        torch.manual_seed(int(streams[0].generate_state(1)[0]))
+        init_seed, split_seed, generation_seeds = seed_streams(s.seed, s.generations)
+        torch.manual_seed(init_seed)
         model = self.build_model().to(self.device)
-        train_rows, validation_rows = self._split(len(dataset), np.random.default_rng(streams[1]))
+        train_rows, validation_rows = self._split(len(dataset), np.random.default_rng(split_seed))
 
         self.generation_states_: list[dict[str, torch.Tensor]] = []
         self.history_: list[GenerationRecord] = []
@@ -154,13 +162,13 @@ class DistillationTrainer:
                 teacher.eval().requires_grad_(False)
                 model.load_state_dict(self.generation_states_[-1])
             record = self._train_generation(
-                generation, model, teacher, dataset, train_rows, validation_rows, streams[2 + generation]
+                generation, model, teacher, dataset, train_rows, validation_rows, generation_seeds[generation]
             )
             self.history_.append(record)
         return self
 
     # -- one generation -------------------------------------------------------
-    def _train_generation(self, generation, model, teacher, dataset, train_rows, validation_rows, stream):
+    def _train_generation(self, generation, model, teacher, dataset, train_rows, validation_rows, seeds):
         s = self.settings
         alpha = alpha_for_generation(generation, s.alpha_step, s.alpha_max)
         role = "teacher" if generation == 0 else f"student, alpha {alpha:.2f}"
@@ -169,11 +177,11 @@ class DistillationTrainer:
             f"Training generation {generation + 1} of {s.generations} ({role})",
             weight=self.progress_share / s.generations,
         )
-        dropout_seed, mask_seed = (int(v) for v in stream.generate_state(2))
+        dropout_seed, mask_seed = seeds
         torch.manual_seed(dropout_seed)
         generator = torch.Generator().manual_seed(mask_seed)
         optimiser = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
-        record = GenerationRecord(generation=generation, alpha=alpha)
+        record = GenerationRecord(generation=generation, alpha=alpha, mask_seed=mask_seed)
         best_state = copy.deepcopy(_cpu_state(model))
         stale = 0
         started = time.perf_counter()

@@ -1,0 +1,173 @@
+"""Distilled transformer benchmark: quality on GSWA sed1, speed and memory, scaling in N.
+
+Run with ``make bench`` (or ``.venv/bin/python tests/benchmarks/bench_transformer.py [--seeds 0,1,2]
+[--sizes 1000,5000] [--large] [--device D]``); prints a summary and writes
+``bench_output/transformer.json``.
+
+1. Quality and speed on ``../shared/data/gswa_sed1_au`` with default settings
+   (the preprocessing ``geoanomaly detect`` uses, then the transformer with
+   4 generations): per seed, the 20-run protocol AUC of every generation and
+   readout, fit and score time, peak RSS; the classical detectors fitted on
+   the same prepared samples in the same run, for comparison. Targets on 2 CPU
+   cores: full run under 5 minutes, peak RSS under 2 GB.
+2. Scaling: synthetic surveys (smooth fields, 40 elements, planted
+   anomalies) of 1k and 5k samples (and 20k with ``--large``): fit + score
+   time and peak RSS with default settings. Target at 20k: under 30 minutes,
+   under 4 GB.
+
+Every case runs in its own process, so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+DATA = REPO.parent / "shared" / "data" / "gswa_sed1_au"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def case_sed1(seed: int, device: str) -> dict:
+    from core.anomaly import make_detector
+    from core.anomaly.classical import CLASSICAL
+    from core.evaluate.auc import auc_protocol
+    from core.io.samples import read_deposits, read_samples
+    from core.preprocess import Preprocessor
+
+    t0 = time.perf_counter()
+    table = read_samples(DATA / "samples.csv")
+    deposits = read_deposits(DATA / "deposits.csv", table.work_crs)
+    prepared = Preprocessor().fit_transform(table)
+    read_s = time.perf_counter() - t0
+    detector = make_detector("transformer", seed=seed, device=device)
+    t0 = time.perf_counter()
+    detector.fit(prepared)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores = detector.score(prepared)
+    details = detector.score_details(prepared)
+    score_s = time.perf_counter() - t0
+    rss = peak_rss_mb()
+    auc = {"transformer": auc_protocol(prepared.xy, scores, deposits).mean}
+    for name, values in details.items():
+        if np.ndim(values) == 1:
+            auc[name] = auc_protocol(prepared.xy, values, deposits).mean
+    classical = {}
+    for name in CLASSICAL:
+        baseline = make_detector(name, **({"seed": seed} if name in ("mahalanobis", "isolation_forest") else {}))
+        classical[name] = auc_protocol(prepared.xy, baseline.fit(prepared).score(prepared), deposits).mean
+    return {"seed": seed, "samples": len(prepared), "elements": len(prepared.elements), "read_s": round(read_s, 2),
+            "fit_s": round(fit_s, 2), "score_s": round(score_s, 2), "peak_rss_mb": round(rss, 1),
+            "device": detector.history_["device"],
+            "epochs_per_generation": [g["epochs_run"] for g in detector.history_["generations"]],
+            "auc": auc, "classical_auc": classical}
+
+
+def synthetic_prepared(n: int, elements: int = 40, anomalies: int | None = None, seed: int = 0):
+    """A smooth multi-element field on a jittered 500 m grid with planted multi-element anomalies."""
+    from core.preprocess.pipeline import PreparedSamples
+
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n)))
+    gx, gy = np.meshgrid(np.arange(side), np.arange(side))
+    xy = np.column_stack([gx.ravel(), gy.ravel()])[:n] * 500.0 + rng.normal(0, 75.0, size=(n, 2))
+    u = xy / (side * 500.0)
+    phase = rng.uniform(0, 2 * np.pi, size=(2, elements))
+    freq = rng.uniform(1, 3, size=(2, elements))
+    values = (np.sin(2 * np.pi * freq[0] * u[:, :1] + phase[0]) + np.cos(2 * np.pi * freq[1] * u[:, 1:] + phase[1])
+              + rng.normal(0, 0.15, size=(n, elements)))
+    planted = np.zeros(n, bool)
+    planted[rng.choice(n, size=anomalies or max(5, n // 100), replace=False)] = True
+    values[np.ix_(planted, np.arange(elements // 4))] += 2.0
+    values = (values - values.mean(0)) / values.std(0)
+    return PreparedSamples(values.astype(np.float32), xy + [400_000.0, 6_200_000.0],
+                           [f"E{j}" for j in range(elements)]), planted
+
+
+def case_synthetic(n: int, device: str) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    from core.anomaly import make_detector
+
+    prepared, planted = synthetic_prepared(n)
+    detector = make_detector("transformer", seed=0, device=device)
+    t0 = time.perf_counter()
+    detector.fit(prepared)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    scores = detector.score(prepared)
+    score_s = time.perf_counter() - t0
+    return {"samples": n, "elements": prepared.values.shape[1], "fit_s": round(fit_s, 2),
+            "score_s": round(score_s, 2), "total_s": round(fit_s + score_s, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "epochs_per_generation": [g["epochs_run"] for g in detector.history_["generations"]],
+            "seconds_per_epoch": round(fit_s / sum(g["epochs_run"] for g in detector.history_["generations"]), 3),
+            "planted_auc": round(float(roc_auc_score(planted, scores)), 4), "device": detector.history_["device"]}
+
+
+def run_case(argv: list[str]) -> dict:
+    """Run one case in a fresh process (its own peak RSS) and return its JSON."""
+    out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--sizes", default="1000,5000")
+    parser.add_argument("--large", action="store_true", help="add the 20,000-sample survey (about 10-30 min)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", default=str(REPO / "bench_output" / "transformer.json"))
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--value", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case == "sed1":
+        print(json.dumps(case_sed1(args.value, args.device)))
+        return 0
+    if args.case == "synthetic":
+        print(json.dumps(case_synthetic(args.value, args.device)))
+        return 0
+
+    result: dict = {"settings": "defaults (4 generations, 16 neighbours, d_model 32, 1 CPU thread)",
+                    "cpu_cores": __import__("os").cpu_count(), "sed1": [], "scaling": []}
+    for seed in (int(s) for s in args.seeds.split(",") if s):
+        case = run_case(["--case", "sed1", "--value", str(seed), "--device", args.device])
+        result["sed1"].append(case)
+        print(f"sed1 seed {seed}: fit {case['fit_s']} s, score {case['score_s']} s, peak RSS {case['peak_rss_mb']} MB; "
+              + ", ".join(f"{k} {v:.3f}" for k, v in case["auc"].items()), flush=True)
+    if result["sed1"]:
+        keys = result["sed1"][0]["auc"]
+        result["sed1_mean_auc"] = {k: round(float(np.mean([c["auc"][k] for c in result["sed1"]])), 4) for k in keys}
+        classical = {k: round(float(np.mean([c["classical_auc"][k] for c in result["sed1"]])), 4)
+                     for k in result["sed1"][0]["classical_auc"]}
+        best = max(classical, key=classical.get)
+        result["classical_mean_auc"] = classical
+        result["best_classical"] = {"detector": best, "auc": classical[best]}
+        print("sed1 mean AUC over seeds:", result["sed1_mean_auc"], "| best classical:", result["best_classical"])
+    sizes = [int(s) for s in args.sizes.split(",") if s] + ([20000] if args.large else [])
+    for n in sizes:
+        case = run_case(["--case", "synthetic", "--value", str(n), "--device", args.device])
+        result["scaling"].append(case)
+        print(f"synthetic {n} x 40: {case['total_s']} s ({case['seconds_per_epoch']} s/epoch), "
+              f"peak RSS {case['peak_rss_mb']} MB, planted AUC {case['planted_auc']}", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The transformer detector end to end: reproducibility, save/load, duplicates, lon/lat, planted anomalies, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from core.anomaly import Detector, make_detector
+from core.cli import main
+from core.errors import InvalidInputError
+from core.io.samples import read_samples
+from core.preprocess import Preprocessor
+from tests.synthetic import synthetic_survey
+from tests.transformer_fixtures import (  # noqa: F401 - one_thread is an autouse fixture
+    TINY,
+    one_thread,
+    prepared_from_frame,
+    survey_with_duplicates,
+    write_lonlat_csv,
+)
+
+
+@pytest.fixture(scope="module")
+def small_prepared():
+    frame, planted = synthetic_survey(n=150, elements=6, anomalies=5, seed=1)
+    return prepared_from_frame(frame), planted
+
+
+def test_same_seed_same_scores_and_another_seed_differs(small_prepared):
+    prepared, _ = small_prepared
+    first = make_detector("transformer", **TINY).fit(prepared)
+    second = make_detector("transformer", **TINY).fit(prepared)
+    np.testing.assert_array_equal(first.score(prepared), second.score(prepared))
+    assert first.history_["generations"][1]["train_loss"] == second.history_["generations"][1]["train_loss"]
+    other = make_detector("transformer", **{**TINY, "seed": 1}).fit(prepared)
+    assert not np.allclose(other.score(prepared), first.score(prepared))
+
+
+def test_save_load_gives_identical_scores_and_readouts(small_prepared, tmp_path):
+    prepared, _ = small_prepared
+    detector = make_detector("transformer", **TINY).fit(prepared)
+    detector.save(tmp_path / "model")
+    saved = sorted(p.name for p in (tmp_path / "model").iterdir())
+    assert "transformer_generation_0.pt" in saved and "transformer_generation_1.pt" in saved
+    # weights are plain tensors: loadable with weights_only=True
+    state = torch.load(tmp_path / "model" / "transformer_generation_1.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    loaded = Detector.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.score(prepared), detector.score(prepared))
+    before, after = detector.score_details(prepared), loaded.score_details(prepared)
+    assert before.keys() == after.keys()
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key])
+
+
+def test_readouts_per_generation_history_and_default_score(small_prepared):
+    prepared, _ = small_prepared
+    detector = make_detector("transformer", **{**TINY, "generations": 3}).fit(prepared)
+    details = detector.score_details(prepared)
+    n, p = prepared.values.shape
+    for name in ("generation_0", "generation_1", "generation_2", "reconstruction_error",
+                 "attention_dispersion", "rank_fusion"):
+        assert details[name].shape == (n,), name
+    assert details["residual"].shape == (n, p)
+    np.testing.assert_allclose(details["reconstruction_error"], np.linalg.norm(details["residual"], axis=1))
+    np.testing.assert_array_equal(details["reconstruction_error"], details["generation_2"])
+    np.testing.assert_array_equal(detector.score(prepared), details["reconstruction_error"])
+    assert not np.allclose(details["generation_0"], details["generation_2"])
+    # attention dispersion is a distance in metres, within the context's reach
+    assert (details["attention_dispersion"] > 0).all()
+    assert 0.0 < details["rank_fusion"].min() and details["rank_fusion"].max() <= 1.0
+    history = detector.history_
+    assert [g["alpha"] for g in history["generations"]] == pytest.approx([0.0, 0.1, 0.2])
+    assert history["device"].startswith("cpu")
+    assert len({g["mask_seed"] for g in history["generations"]}) == 3
+    json.dumps(history)  # goes into run.json
+    fused = make_detector("transformer", **{**TINY, "generations": 3, "main_score": "fusion"}).fit(prepared)
+    np.testing.assert_array_equal(fused.score(prepared), fused.score_details(prepared)["rank_fusion"])
+
+
+def test_planted_multi_element_anomalies_rank_at_the_top():
+    frame, planted = synthetic_survey(n=400, elements=8, anomalies=12, seed=0)
+    prepared = prepared_from_frame(frame)
+    detector = make_detector("transformer", generations=2, epochs=10, patience=5, neighbours=12, d_model=16,
+                             heads=2, batch_size=64, device="cpu", seed=0).fit(prepared)
+    scores = detector.score(prepared)
+    assert roc_auc_score(planted, scores) > 0.9
+    # the elements that rose together drive the anomalies
+    residual = detector.score_details(prepared)["residual"]
+    top = np.argsort(-np.abs(residual[planted]).mean(axis=0))[:3]
+    assert set(top) <= {0, 1, 2, 3}
+
+
+def test_duplicate_locations_and_lonlat_input(tmp_path):
+    frame = survey_with_duplicates(n=160, duplicates=30)
+    path = write_lonlat_csv(frame, tmp_path / "lonlat.csv")
+    table = read_samples(path)
+    assert table.work_crs.is_projected
+    prepared = Preprocessor().fit_transform(table)
+    detector = make_detector("transformer", **TINY).fit(prepared)
+    scores = detector.score(prepared)
+    assert scores.shape == (190,) and np.isfinite(scores).all()
+    # the context is measured in metres: the typical spacing of a 500 m grid, not a fraction of a degree
+    assert 500.0 < detector.offset_scale_m_ < 5000.0
+    # duplicates are distinct samples: each gets its own score
+    first_copy = frame.index[frame["SAMPLEID"] == "D0000"][0]
+    original = int(np.flatnonzero((frame["X"] == frame.loc[first_copy, "X"]).to_numpy())[0])
+    assert original != first_copy and scores[original] != scores[first_copy]
+    with_twins = make_detector("transformer", **{**TINY, "exclude_colocated": False}).fit(prepared)
+    assert np.isfinite(with_twins.score(prepared)).all()
+
+
+def test_bad_settings_are_reported_clearly(small_prepared):
+    with pytest.raises(InvalidInputError, match="neighbours"):
+        make_detector("transformer", neighbours=0)
+    with pytest.raises(InvalidInputError, match="multiple of the heads"):
+        make_detector("transformer", d_model=30, heads=4)
+    with pytest.raises(InvalidInputError, match="transformer score"):
+        make_detector("transformer", main_score="best")
+    prepared, _ = small_prepared
+    detector = make_detector("transformer", **TINY).fit(prepared)
+    fewer = prepared.subset(np.arange(50))
+    fewer.elements = fewer.elements[:-1]
+    fewer.values = fewer.values[:, :-1]
+    with pytest.raises(InvalidInputError, match="elements"):
+        detector.score(fewer)
+
+
+def test_tiny_survey_through_the_command_line(tmp_path, capsys):
+    frame, planted = synthetic_survey(n=120, elements=6, anomalies=4, seed=2)
+    samples = tmp_path / "samples.csv"
+    frame.to_csv(samples, index=False)
+    deposits = tmp_path / "deposits.csv"
+    frame.loc[planted, ["X", "Y"]].to_csv(deposits, index=False)
+    out = tmp_path / "run"
+    code = main(["detect", "--method", "transformer", "--samples", str(samples), "--crs", "EPSG:32750",
+                 "--deposits", str(deposits), "--deposits-crs", "EPSG:32750", "--out", str(out),
+                 "--generations", "2", "--epochs", "3", "--neighbours", "8", "--d-model", "16",
+                 "--device", "cpu", "--seed", "3", "--compare", "mahalanobis", "--progress", "json"])
+    assert code == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    stages = [e["stage"] for e in events if e["event"] == "stage"]
+    assert "generation 1/2" in stages and "generation 2/2" in stages
+    assert any("cpu" in e.get("message", "") for e in events if e["event"] == "log")
+    scores = pd.read_csv(out / "scores.csv")
+    for column in ("anomaly_score", "generation_0", "generation_1", "attention_dispersion", "rank_fusion",
+                   "residual_Cu", "top_elements"):
+        assert column in scores.columns, column
+    record = json.loads((out / "run.json").read_text())
+    training = record["training"]
+    assert [g["generation"] for g in training["generations"]] == [0, 1]
+    assert all(g["validation_loss"] and g["seconds"] >= 0 for g in training["generations"])
+    by_score = record["metrics"]["auc_by_score"]
+    assert "readout:generation_0" in by_score and "readout:generation_1" in by_score
+    # the saved model scores new samples: the same survey gives the same scores
+    rescored = tmp_path / "rescored"
+    assert main(["score", "--model", str(out / "model"), "--samples", str(samples), "--crs", "EPSG:32750",
+                 "--out", str(rescored), "--progress", "none"]) == 0
+    again = pd.read_csv(rescored / "scores.csv")
+    np.testing.assert_allclose(again["anomaly_score"], scores["anomaly_score"], rtol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_the_cpu_closely(small_prepared):
+    prepared, _ = small_prepared
+    cpu = make_detector("transformer", **TINY).fit(prepared)
+    gpu = make_detector("transformer", **{**TINY, "device": "cuda"}).fit(prepared)
+    assert gpu.history_["device"].startswith("cuda")
+    assert np.corrcoef(cpu.score(prepared), gpu.score(prepared))[0, 1] > 0.9
