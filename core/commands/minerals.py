@@ -168,7 +168,7 @@ def _train(args, progress: Progress) -> int:
     record["device"] = describe_device(device)
     progress.log(f"Using device {record['device']}")
 
-    progress.stage("scan", f"Reading photos in {args.data}", weight=0.02)
+    progress.stage("scan", f"Reading photos in {args.data}")
     collection = scan_photo_folder(args.data, args.val_fraction, args.test_fraction, args.seed, args.properties)
     _report_collection(collection, progress, record)
     out = Path(args.out).expanduser().resolve()

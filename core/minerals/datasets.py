@@ -206,7 +206,6 @@ class PhotoDataset:
             return self._cache[i]
         image = load_photo(self.collection.root / self.collection.files[i])
         if self._cache is not None:
-            image = ImageOps.contain(image, (4 * self._short, 4 * self._short))
             scale = self._short / min(image.size)
             if scale < 1:
                 image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
