@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -15,6 +16,7 @@ from core.cli import main
 from core.errors import InvalidInputError
 from core.io.samples import read_samples
 from core.preprocess import Preprocessor
+from core.progress import Progress
 from tests.synthetic import synthetic_survey
 from tests.transformer_fixtures import (  # noqa: F401 - one_thread is an autouse fixture
     TINY,
@@ -115,6 +117,21 @@ def test_duplicate_locations_and_lonlat_input(tmp_path):
     assert np.isfinite(with_twins.score(prepared)).all()
 
 
+def test_progress_within_a_callers_stage_names_each_generation(small_prepared):
+    prepared, _ = small_prepared
+    stream = io.StringIO()
+    progress = Progress(mode="json", stream=stream)
+    progress.stage("fit", "Fitting", weight=0.5)
+    make_detector("transformer", **TINY).fit(prepared, progress)
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    logs = [e["message"] for e in events if e["event"] == "log"]
+    assert any("generation 1/2" in m for m in logs) and any("generation 2/2" in m for m in logs)
+    assert any(m.startswith("Transformer on cpu") for m in logs)
+    fractions = [e["fraction"] for e in events if e["event"] == "progress"]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert {e["stage"] for e in events if e["event"] == "progress"} == {"fit"}
+
+
 def test_bad_settings_are_reported_clearly(small_prepared):
     with pytest.raises(InvalidInputError, match="neighbours"):
         make_detector("transformer", neighbours=0)
@@ -146,6 +163,10 @@ def test_tiny_survey_through_the_command_line(tmp_path, capsys):
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     stages = [e["stage"] for e in events if e["event"] == "stage"]
     assert "generation 1/2" in stages and "generation 2/2" in stages
+    overall = [e["overall"] for e in events if "overall" in e]
+    assert overall == sorted(overall) and overall[-1] <= 1.0
+    in_training = [e["overall"] for e in events if e.get("stage") == "generation 2/2"]
+    assert in_training[-1] > in_training[0], "the bar moves during training"
     assert any("cpu" in e.get("message", "") for e in events if e["event"] == "log")
     scores = pd.read_csv(out / "scores.csv")
     for column in ("anomaly_score", "generation_0", "generation_1", "attention_dispersion", "rank_fusion",

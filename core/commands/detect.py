@@ -84,7 +84,12 @@ def run(args: argparse.Namespace, progress) -> int:
         device_line = describe_device(resolve_device(args.device)) if _uses_torch(detector) else "cpu"
         progress.log(f"Detector {args.method} on {device_line}")
         record["device"] = device_line
-        progress.stage("fit", f"Fitting {args.method}", weight=0.7 if _uses_torch(detector) else 0.4)
+        fit_weight = 0.7 if _uses_torch(detector) else 0.4
+        if hasattr(detector, "report_stages"):
+            # The transformer reports each generation as its own stage ("generation 2/4"); hand it the fit share.
+            detector.report_stages(fit_weight)
+            fit_weight = 0.0
+        progress.stage("fit", f"Fitting {args.method}", weight=fit_weight)
         record.start_timer("fit")
         detector.fit(prepared, progress)
         record.stop_timer("fit")

@@ -57,10 +57,6 @@ _SCORE_COLUMN = {"reconstruction": "reconstruction_error", "dispersion": "attent
 class TransformerDetector(Detector):
     """Distilled spatial-context transformer (EM-derived self-distillation over generations)."""
 
-    # Share of the run's progress bar the generations' stages may take; a
-    # caller that hands its fit share over sets this (0: stages carry no weight).
-    stage_share: float = 0.0
-
     def __init__(
         self,
         generations: int = 4,
@@ -108,6 +104,14 @@ class TransformerDetector(Detector):
         self.threads = threads
         self._check_params()
 
+    def report_stages(self, share: float) -> None:
+        """Report each generation as its own progress stage, together ``share`` of the run.
+
+        Without this call, generations are announced in log lines and move the
+        caller's current stage from 0 to 1.
+        """
+        self._stage_share = float(share)
+
     # -- fitting ---------------------------------------------------------------
     def _fit(self, samples: PreparedSamples, progress: Progress) -> None:
         from core.device import describe_device, resolve_device
@@ -135,7 +139,8 @@ class TransformerDetector(Detector):
             max_hidden_fraction=self.max_hidden_fraction, validation_fraction=self.validation_fraction,
             seed=self.seed,
         )
-        trainer = DistillationTrainer(self._build_model, settings, device, progress, self.stage_share).fit(dataset)
+        stage_share = getattr(self, "_stage_share", 0.0)
+        trainer = DistillationTrainer(self._build_model, settings, device, progress, stage_share).fit(dataset)
         self.generation_states_ = trainer.generation_states_
         self._models = None
         self._cache = None

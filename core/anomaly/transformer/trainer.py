@@ -135,7 +135,7 @@ class DistillationTrainer:
         settings: TrainingSettings,
         device: torch.device,
         progress: Progress | None = None,
-        progress_share: float = 0.8,
+        progress_share: float = 0.0,
     ) -> None:
         self.build_model = build_model
         self.settings = settings
@@ -172,11 +172,12 @@ class DistillationTrainer:
         s = self.settings
         alpha = alpha_for_generation(generation, s.alpha_step, s.alpha_max)
         role = "teacher" if generation == 0 else f"student, alpha {alpha:.2f}"
-        self.progress.stage(
-            f"generation {generation + 1}/{s.generations}",
-            f"Training generation {generation + 1} of {s.generations} ({role})",
-            weight=self.progress_share / s.generations,
-        )
+        label = f"generation {generation + 1}/{s.generations}"
+        if self.progress_share > 0:
+            self.progress.stage(label, f"Training generation {generation + 1} of {s.generations} ({role})",
+                                weight=self.progress_share / s.generations)
+        else:
+            self.progress.log(f"Training {label} ({role})")
         dropout_seed, mask_seed = seeds
         torch.manual_seed(dropout_seed)
         generator = torch.Generator().manual_seed(mask_seed)
@@ -198,15 +199,15 @@ class DistillationTrainer:
                 stale = 0
             else:
                 stale += 1
-            self.progress.update(
-                (epoch + 1) / s.epochs,
+            self._report(
+                generation, (epoch + 1) / s.epochs,
                 f"generation {generation + 1}/{s.generations}, epoch {epoch + 1}: "
                 f"train {train_loss:.4f}, validation {validation_loss:.4f}",
             )
             if stale >= s.patience:
                 break
-        self.progress.update(
-            1.0,
+        self._report(
+            generation, 1.0,
             f"generation {generation + 1}/{s.generations} done: best validation "
             f"{record.best_validation_loss:.4f} at epoch {record.best_epoch}",
         )
@@ -214,6 +215,11 @@ class DistillationTrainer:
         model.load_state_dict(best_state)
         self.generation_states_.append(best_state)
         return record
+
+    def _report(self, generation: int, fraction: float, message: str) -> None:
+        if self.progress_share <= 0:  # within the caller's stage: all generations share it
+            fraction = (generation + fraction) / self.settings.generations
+        self.progress.update(fraction, message)
 
     def _train_epoch(self, model, teacher, alpha, optimiser, dataset, train_rows, generator) -> float:
         model.train()
