@@ -9,11 +9,11 @@ prints a summary and writes ``bench_output/geohgan.json``.
    cores: under 20 minutes, peak RSS under 4 GB.
 2. Quality: the sed1 samples preprocessed as ``geoanomaly detect`` does
    (elements < 50 % missing, CLR, robust scaling), gridded by IDW at a 500 m
-   cell (``core.grid.idw``, default data mask), then Geo-Hgan with default
-   settings. AUC of each score with the cell protocol (evaluation.md section 3:
+   cell (``core.grid.idw``, default data mask), all elements and the Au
+   pathfinder set, then Geo-Hgan with default settings (``--seeds`` seeds). AUC of each score with the cell protocol (evaluation.md section 3:
    deposit cell + 8 neighbours positive) and the sample protocol (score read at
    each sample, then the 20-run protocol of section 1), next to an Isolation
-   Forest fitted on the same cells in the same run.
+   Forest fitted on the same cells (their gridded values) in the same run.
 """
 
 from __future__ import annotations
@@ -73,58 +73,73 @@ def speed(device: str, quick: bool) -> dict:
     }
 
 
-def quality(device: str, quick: bool) -> dict:
+ELEMENT_SETS = {"all elements": dict(), "Au pathfinders": dict(pathfinders="Au")}
+
+
+def quality(device: str, quick: bool, seeds: int) -> dict:
     table = read_samples(DATA / "samples.csv")
     deposits = read_deposits(DATA / "deposits.csv", table.work_crs)
-    prepared = Preprocessor().fit_transform(table)
-    grid = grid_samples(prepared.xy, prepared.values, cell=SED1_CELL_M, band_names=prepared.elements,
-                        crs=table.work_crs)
-    stack = RasterStack(values=grid.array, transform=grid.transform, crs=grid.crs, band_names=grid.band_names,
-                        valid_mask=np.isfinite(grid.array).all(axis=0), paths=["sed1 IDW grid"])
-    settings = dict(epochs=1, encoder_epochs=1, warmup_epochs=1, tiles_per_epoch=512) if quick else {}
-    detector = GeoHganDetector(device=device, seed=0, **settings)
-    t0 = time.perf_counter()
-    detector.fit(stack.values, stack.valid_mask, stack.band_names)
-    scores = detector.score(stack.values, stack.valid_mask)
-    geohgan_s = time.perf_counter() - t0
+    out = {"data": "gswa_sed1_au samples.csv / deposits.csv",
+           "preprocessing": "Preprocessor defaults (elements < 50 % missing, CLR, robust scaling); "
+                            "'Au pathfinders' = --pathfinders Au",
+           "protocols": {"cell": "evaluation.md section 3: deposit cell + 8 neighbours positive, other valid "
+                                 "cells negative, ROC-AUC",
+                         "sample": "score read at each sample's cell, then evaluation.md section 1 (20 runs, "
+                                   "min 5 km, rng 42)"},
+           "runs": {}}
+    for label, options in ELEMENT_SETS.items():
+        prepared = Preprocessor(**options).fit_transform(table)
+        grid = grid_samples(prepared.xy, prepared.values, cell=SED1_CELL_M, band_names=prepared.elements,
+                            crs=table.work_crs)
+        stack = RasterStack(values=grid.array, transform=grid.transform, crs=grid.crs, band_names=grid.band_names,
+                            valid_mask=np.isfinite(grid.array).all(axis=0), paths=["sed1 IDW grid"])
+        rows, cols = stack.shape
+        cells = stack.values[:, stack.valid_mask].T
+        maps = {}
+        timings = {}
+        # Isolation Forest on the same cells: the gridded band values as a user would give them.
+        from sklearn.ensemble import IsolationForest
 
-    # Isolation Forest on the same cells (the same normalised band values the networks see).
-    from sklearn.ensemble import IsolationForest
+        t0 = time.perf_counter()
+        forest = IsolationForest(n_estimators=300, random_state=0, n_jobs=1).fit(cells)
+        forest_grid = np.full(stack.shape, np.nan, dtype=np.float32)
+        forest_grid[stack.valid_mask] = -forest.score_samples(cells)
+        maps["isolation_forest_cells"] = forest_grid
+        timings["isolation_forest_s"] = round(time.perf_counter() - t0, 1)
+        for seed in range(seeds):
+            settings = dict(epochs=1, encoder_epochs=1, warmup_epochs=1, tiles_per_epoch=512) if quick else {}
+            detector = GeoHganDetector(device=device, seed=seed, **settings)
+            t0 = time.perf_counter()
+            detector.fit(stack.values, stack.valid_mask, stack.band_names)
+            scores = detector.score(stack.values, stack.valid_mask)
+            timings[f"geohgan_seed{seed}_s"] = round(time.perf_counter() - t0, 1)
+            maps.update({f"{name} (seed {seed})": scores[i] for i, name in enumerate(SCORE_NAMES)})
+        results = {name: _evaluate(score_map, stack, prepared.xy, deposits) for name, score_map in maps.items()}
+        for name in SCORE_NAMES:
+            per_seed = [results[f"{name} (seed {s})"] for s in range(seeds)]
+            results[f"{name} (mean of {seeds} seeds)"] = {
+                "cell_auc": round(float(np.mean([r["cell_auc"] for r in per_seed])), 4),
+                "sample_auc_mean": round(float(np.mean([r["sample_auc_mean"] for r in per_seed])), 4),
+                "sample_auc_std": round(float(np.mean([r["sample_auc_std"] for r in per_seed])), 4),
+                "sample_success_top5": round(float(np.mean([r["sample_success_top5"] for r in per_seed])), 4)}
+        out["runs"][label] = {
+            "grid": {"cell_m": SED1_CELL_M, "rows": rows, "cols": cols, "bands": len(stack.band_names),
+                     "elements": stack.band_names, "valid_cells": int(stack.valid_mask.sum()),
+                     "max_distance_m": round(grid.max_distance, 1), "crs": table.work_crs.to_string()},
+            "transform_used": detector.normaliser_.transform, "settings": vars(detector.config),
+            "timings": timings, "auc": results}
+    return out
 
-    t0 = time.perf_counter()
-    cells = detector.normaliser_.apply(stack.values, stack.valid_mask)[:, stack.valid_mask].T
-    forest = IsolationForest(n_estimators=300, random_state=0, n_jobs=1).fit(cells)
-    forest_grid = np.full(stack.shape, np.nan, dtype=np.float32)
-    forest_grid[stack.valid_mask] = -forest.score_samples(cells)
-    forest_s = time.perf_counter() - t0
 
-    maps = {**{name: scores[i] for i, name in enumerate(SCORE_NAMES)}, "isolation_forest_cells": forest_grid}
-    results = {}
-    for name, score_map in maps.items():
-        cell = cell_auc(score_map, stack.transform, deposits, stack.valid_mask)
-        at_samples = sample_raster_at(_one_band(stack, score_map), prepared.xy)[:, 0]
-        missing = ~np.isfinite(at_samples)
-        sample = auc_protocol(prepared.xy[~missing], at_samples[~missing], deposits)
-        results[name] = {"cell_auc": round(cell.auc, 4), "cell_positive": cell.n_positive_cells,
-                         "cell_negative": cell.n_negative_cells, "cell_deposits_used": cell.n_used,
-                         "sample_auc_mean": round(sample.mean, 4), "sample_auc_std": round(sample.std, 4),
-                         "sample_success_top5": round(sample.success_rate_top5, 4),
-                         "samples_off_grid": int(missing.sum())}
-    rows, cols = stack.shape
-    return {
-        "data": "gswa_sed1_au samples.csv / deposits.csv",
-        "preprocessing": "elements < 50 % missing, CLR, robust scaling (Preprocessor defaults)",
-        "grid": {"cell_m": SED1_CELL_M, "rows": rows, "cols": cols, "bands": len(stack.band_names),
-                 "valid_cells": int(stack.valid_mask.sum()), "max_distance_m": round(grid.max_distance, 1),
-                 "crs": table.work_crs.to_string()},
-        "transform_used": detector.normaliser_.transform, "settings": vars(detector.config),
-        "geohgan_fit_score_s": round(geohgan_s, 1), "isolation_forest_s": round(forest_s, 1),
-        "auc": results,
-        "protocols": {"cell": "evaluation.md section 3: deposit cell + 8 neighbours positive, other valid cells "
-                              "negative, ROC-AUC",
-                      "sample": "score read at each sample's cell, then evaluation.md section 1 (20 runs, "
-                                "min 5 km, rng 42)"},
-    }
+def _evaluate(score_map: np.ndarray, stack: RasterStack, sample_xy: np.ndarray, deposits: np.ndarray) -> dict:
+    cell = cell_auc(score_map, stack.transform, deposits, stack.valid_mask)
+    at_samples = sample_raster_at(_one_band(stack, score_map), sample_xy)[:, 0]
+    missing = ~np.isfinite(at_samples)
+    sample = auc_protocol(sample_xy[~missing], at_samples[~missing], deposits)
+    return {"cell_auc": round(cell.auc, 4), "cell_positive": cell.n_positive_cells,
+            "cell_negative": cell.n_negative_cells, "cell_deposits_used": cell.n_used,
+            "sample_auc_mean": round(sample.mean, 4), "sample_auc_std": round(sample.std, 4),
+            "sample_success_top5": round(sample.success_rate_top5, 4), "samples_off_grid": int(missing.sum())}
 
 
 def _one_band(stack: RasterStack, score_map: np.ndarray) -> RasterStack:
@@ -136,10 +151,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the script runs")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--part", choices=["all", "speed", "quality"], default="all")
+    parser.add_argument("--part", choices=["all", "speed", "quality"], default="all",
+                        help="one part only: its figures replace that part in an existing geohgan.json")
+    parser.add_argument("--seeds", type=int, default=2, help="Geo-Hgan seeds on the sed1 grids (default 2)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
-    out = {"device": describe_device(device), "note": "timings on a machine shared with other jobs are pessimistic"}
+    out_dir = REPO / "bench_output"
+    out_path = out_dir / ("geohgan_quick.json" if args.quick else "geohgan.json")
+    out = json.loads(out_path.read_text()) if args.part != "all" and out_path.is_file() else {}
+    out.update(device=describe_device(device), note="timings on a machine shared with other jobs are pessimistic")
     if args.part in {"all", "speed"}:
         out["speed"] = speed(args.device, args.quick)
         s = out["speed"]
@@ -147,18 +167,17 @@ def main(argv: list[str] | None = None) -> dict:
               f"{s['score_cells_per_s']} cells/s; peak RSS {s['peak_rss_mb']:.0f} MB; planted AUC "
               f"{s['planted_cell_auc']}", flush=True)
     if args.part in {"all", "quality"}:
-        out["quality"] = quality(args.device, args.quick)
-        q = out["quality"]
-        print(f"quality: sed1 gridded at {q['grid']['cell_m']:g} m ({q['grid']['rows']} x {q['grid']['cols']} x "
-              f"{q['grid']['bands']} bands, {q['grid']['valid_cells']} valid cells)")
-        for name, r in q["auc"].items():
-            print(f"  {name:24} cell AUC {r['cell_auc']:.3f} | sample AUC {r['sample_auc_mean']:.3f} ± "
-                  f"{r['sample_auc_std']:.3f} (top 5 %: {r['sample_success_top5'] * 100:.0f} %)")
-    out["peak_rss_mb_total"] = round(peak_rss_mb(), 1)
-    out_dir = REPO / "bench_output"
+        out["quality"] = quality(args.device, args.quick, args.seeds)
+        for label, run in out["quality"]["runs"].items():
+            g = run["grid"]
+            print(f"quality: sed1 {label} gridded at {g['cell_m']:g} m ({g['rows']} x {g['cols']} x {g['bands']} "
+                  f"bands, {g['valid_cells']} valid cells)")
+            for name, r in run["auc"].items():
+                print(f"  {name:36} cell AUC {r['cell_auc']:.3f} | sample AUC {r['sample_auc_mean']:.3f} ± "
+                      f"{r['sample_auc_std']:.3f} (top 5 %: {r['sample_success_top5'] * 100:.0f} %)")
+    out[f"peak_rss_mb_{args.part}"] = round(peak_rss_mb(), 1)
     out_dir.mkdir(exist_ok=True)
-    name = "geohgan_quick.json" if args.quick else "geohgan.json"
-    (out_dir / name).write_text(json.dumps(out, indent=2) + "\n")
+    out_path.write_text(json.dumps(out, indent=2) + "\n")
     return out
 
 
