@@ -39,11 +39,13 @@ class GeoAnomalyPlugin:
         self.toolbar.setObjectName("GeoAnomalyToolbar")
         self.menu = QMenu(MENU_TITLE, main_window)
         self.menu.setObjectName("GeoAnomalyMenu")
-        for algorithm in ALGORITHMS:
-            action = QAction(QIcon(str(ICONS_DIR / algorithm.ICON)), algorithm.DISPLAY_NAME, main_window)
-            action.setObjectName(f"geoanomaly_{algorithm.NAME}")
-            action.setToolTip(f"GeoAnomaly: {algorithm.DISPLAY_NAME}")
-            action.triggered.connect(lambda _checked=False, name=algorithm.NAME: self.open_algorithm(name))
+        for algorithm_class in ALGORITHMS:
+            # Through the QGIS API (not class attributes): any QgsProcessingAlgorithm can be listed here.
+            algorithm = algorithm_class()
+            action = QAction(algorithm.icon(), algorithm.displayName(), main_window)
+            action.setObjectName(f"geoanomaly_{algorithm.name()}")
+            action.setToolTip(f"GeoAnomaly: {algorithm.displayName()}")
+            action.triggered.connect(lambda _checked=False, name=algorithm.name(): self.open_algorithm(name))
             self.toolbar.addAction(action)
             self.menu.addAction(action)
             self.actions.append(action)

@@ -1,0 +1,159 @@
+"""Startup script for the QGIS desktop check: ``qgis --code resources/tools/qgis_desktop_check.py``.
+
+Runs inside the real QGIS application (under Xvfb in the tests) with the
+GeoAnomaly plugin installed and enabled. It checks the toolbar and menu, runs
+"Samples -> anomalies" (Mahalanobis, with the known deposits) on the sample
+survey through ``processing.runAndLoadResults`` - what the algorithm dialog
+does - zooms to the result and saves screenshots and a JSON report, then
+leaves with ``os._exit`` (QGIS may abort while quitting under Xvfb).
+
+Keep this file ASCII: QGIS reads it with the locale's encoding, which is
+ASCII under a bare ``xvfb-run``.
+
+Environment: ``GEOANOMALY_DESKTOP_OUT`` (folder for report.json and the PNGs),
+``GEOANOMALY_DESKTOP_DATA`` (folder with samples.csv and deposits.csv),
+``GEOANOMALY_DESKTOP_TIMEOUT`` (seconds before the watchdog gives up, default 150).
+"""
+
+import json
+import os
+import traceback
+from pathlib import Path
+
+from qgis.core import (
+    QgsApplication,
+    QgsMarkerSymbol,
+    QgsProject,
+    QgsSettings,
+    QgsSingleSymbolRenderer,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtWidgets import QApplication, QMenu, QToolBar
+from qgis.utils import iface, plugins
+
+OUT = Path(os.environ["GEOANOMALY_DESKTOP_OUT"])
+DATA = Path(os.environ["GEOANOMALY_DESKTOP_DATA"])
+report = {"steps": []}
+
+
+def finish(code):
+    (OUT / "report.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+    os._exit(code)
+
+
+def guarded(step):
+    """Run a step; on any error record it and leave (a desktop app must never hang a test)."""
+    def wrapper():
+        try:
+            report["steps"].append(step.__name__)
+            step()
+        except Exception:  # noqa: BLE001
+            report["error"] = traceback.format_exc()
+            finish(1)
+    return wrapper
+
+
+def csv_layer(name, title):
+    uri = f"{(DATA / name).as_uri()}?type=csv&detectTypes=yes&xField=X&yField=Y&crs=EPSG:4283&geomType=point"
+    return QgsVectorLayer(uri, title, "delimitedtext")
+
+
+@guarded
+def run_algorithm():
+    # An unattended run: take QGIS's preferred datum transformation instead of asking.
+    QgsSettings().setValue("/projections/promptWhenMultipleTransformsExist", False, QgsSettings.App)
+    mw = iface.mainWindow()
+    mw.resize(1600, 1000)
+    report["plugin_loaded"] = "geoanomaly_qgis" in plugins
+    report["provider"] = QgsApplication.processingRegistry().providerById("geoanomaly") is not None
+    toolbar = mw.findChild(QToolBar, "GeoAnomalyToolbar")
+    report["toolbar_actions"] = [a.text() for a in toolbar.actions()] if toolbar else None
+    menu = mw.findChild(QMenu, "GeoAnomalyMenu")
+    report["menu_actions"] = [a.text() for a in menu.actions() if a.text()] if menu else None
+
+    samples = csv_layer("samples.csv", "GSWA sed1 samples")
+    deposits = csv_layer("deposits.csv", "Known Au deposits")
+    import processing
+
+    results = processing.runAndLoadResults("geoanomaly:samples_to_anomalies", {
+        "SAMPLES": samples, "DEPOSITS": deposits, "METHOD": 0, "DEVICE": 1, "OUTPUT_FOLDER": str(OUT / "run")})
+    report["results"] = {key: str(value) for key, value in (results or {}).items()}
+
+    project = QgsProject.instance()
+    root = project.layerTreeRoot()
+    deposits.setRenderer(QgsSingleSymbolRenderer(QgsMarkerSymbol.createSimple(
+        {"name": "star", "color": "20,20,20", "outline_color": "255,255,255", "outline_width": "0.3",
+         "size": "4.5"})))
+    project.addMapLayer(deposits, False)
+    root.insertLayer(0, deposits)  # above the run's group, where a geologist puts them
+    groups = [g for g in root.children() if g.name().startswith("GeoAnomaly ")]
+    report["groups"] = [g.name() for g in groups]
+    report["group_layers"] = [
+        {"name": node.layer().name(), "type": node.layer().type(), "renderer": node.layer().renderer().type(),
+         "valid": node.layer().isValid(), "crs": node.layer().crs().authid()}
+        for group in groups for node in group.findLayers()]
+    QTimer.singleShot(500, zoom)
+
+
+@guarded
+def zoom():
+    project = QgsProject.instance()
+    raster = next((layer for layer in project.mapLayers().values() if layer.type() == 1), None)
+    canvas = iface.mapCanvas()
+    if raster is not None:
+        project.setCrs(raster.crs())
+        canvas.setDestinationCrs(raster.crs())
+        extent = raster.extent()
+        canvas.setExtent(extent.buffered(extent.height() * 0.04))
+    canvas.refreshAllLayers()
+    QTimer.singleShot(2500, shoot)
+
+
+@guarded
+def shoot():
+    canvas = iface.mapCanvas()
+    canvas.waitWhileRendering()
+    QApplication.processEvents()
+    report["project_crs"] = QgsProject.instance().crs().authid()
+    report["screenshot"] = iface.mainWindow().grab().save(str(OUT / "qgis_desktop.png"))
+    report["canvas_screenshot"] = canvas.grab().save(str(OUT / "qgis_map_canvas.png"))
+    QTimer.singleShot(200, dialogs)
+
+
+@guarded
+def dialogs():
+    plugin = plugins["geoanomaly_qgis"]
+    plugin.open_algorithm("samples_to_anomalies")
+    dialog = plugin._dialogs[-1]
+    dialog.resize(900, 700)
+    QApplication.processEvents()
+    report["algorithm_dialog"] = dialog.grab().save(str(OUT / "qgis_algorithm_dialog.png"))
+    dialog.close()
+    from geoanomaly_qgis.settings import SettingsDialog
+
+    settings = SettingsDialog(iface.mainWindow())
+    settings.show()
+    report["engine_ok"] = settings.check()
+    report["engine_report"] = settings.report.toPlainText()
+    QApplication.processEvents()
+    report["settings_dialog"] = settings.grab().save(str(OUT / "qgis_settings.png"))
+    finish(0)
+
+
+def watchdog():
+    report["error"] = report.get("error") or "watchdog: the desktop check did not finish in time"
+    try:
+        QgsApplication.primaryScreen().grabWindow(0).save(str(OUT / "watchdog.png"))
+        report["visible_windows"] = [w.windowTitle() or type(w).__name__
+                                     for w in QApplication.topLevelWidgets() if w.isVisible()]
+    except Exception:  # noqa: BLE001
+        report["watchdog_error"] = traceback.format_exc()
+    finish(2)
+
+
+_watchdog = QTimer()
+_watchdog.setSingleShot(True)
+_watchdog.timeout.connect(watchdog)
+_watchdog.start(int(float(os.environ.get("GEOANOMALY_DESKTOP_TIMEOUT", "150")) * 1000))
+QTimer.singleShot(1500, run_algorithm)
