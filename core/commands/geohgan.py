@@ -130,8 +130,9 @@ def run(args: argparse.Namespace, progress) -> int:
         normalised = detector.normaliser_.apply(stack.values, stack.valid_mask)
         cells, filtered = _anomaly_cells(scores, normalised, stack, metric)
         _write_cells(staging / CELLS_FILE, cells, stack.crs)
-        progress.log(f"AnomFilter: {filtered.to_dict()['n_above_fence']} cells above the Tukey fence of {metric}, "
-                     f"{len(cells)} kept as high-confidence anomalies")
+        counts = filtered.to_dict()
+        progress.log(f"AnomFilter: {counts['n_above_fence']} cells above the Tukey fence of {metric}, "
+                     f"{counts['n_selected']} kept as high-confidence anomalies")
 
         detector.save(staging / "model")
         record["rasters"] = {"files": [str(Path(p).resolve()) for p in args.raster], "bands": stack.band_names,
