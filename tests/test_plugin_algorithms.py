@@ -383,3 +383,35 @@ def test_transformer_small_run(samples_layer, tmp_path, qgis_app):
     assert len(read_scores_layer(results["SCORES"])) == 1392
     assert raster_summary(results["ANOMALY_RASTER"])["valid"] > 0
     assert any("cpu" in line for line in feedback.infos), "the device is named in the log"
+
+
+def test_algorithm_runs_inside_a_model(samples_layer, tmp_path, qgis_app):
+    """The graphical modeller's way: the algorithm as a child of a model, fed by a model input."""
+    import processing
+    from qgis.core import (
+        QgsProcessing,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterFeatureSource,
+    )
+
+    model = QgsProcessingModelAlgorithm("Anomalies from samples", "GeoAnomaly tests")
+    model.addModelParameter(QgsProcessingParameterFeatureSource("samples", "Samples", [QgsProcessing.TypeVectorPoint]),
+                            QgsProcessingModelParameter("samples"))
+    child = QgsProcessingModelChildAlgorithm("geoanomaly:samples_to_anomalies")
+    child.setChildId("detect")
+    static = QgsProcessingModelChildParameterSource.fromStaticValue
+    child.addParameterSources("SAMPLES", [QgsProcessingModelChildParameterSource.fromModelParameter("samples")])
+    child.addParameterSources("METHOD", [static(0)])
+    child.addParameterSources("TRANSFORM", [static(0)])  # the modeller fills in each default like this
+    child.addParameterSources("DEVICE", [static(1)])
+    child.addParameterSources("ELEMENTS", [static(FAST_ELEMENTS)])
+    child.addParameterSources("OUTPUT_FOLDER", [static(str(tmp_path / "model_run"))])
+    model.addChildAlgorithm(child)
+    ok, errors = model.validate()
+    assert ok, errors
+    processing.run(model, {"samples": samples_layer})
+    assert len(read_scores_layer(f"{tmp_path / 'model_run' / 'scores.gpkg'}|layername=scores")) == 1392
+    assert raster_summary(str(tmp_path / "model_run" / "anomaly_score.tif"))["valid"] > 0
