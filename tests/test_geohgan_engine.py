@@ -179,6 +179,21 @@ def test_windowed_scoring_equals_whole_raster_scoring(fitted, planted, whole_sco
         np.testing.assert_allclose(windowed, whole_scores, rtol=1e-5, atol=1e-7)
 
 
+def test_a_finer_scoring_stride_still_equals_in_windows(fitted, planted, whole_scores):
+    fitted.config.score_stride = 2
+    try:
+        fine = fitted.score(planted.values)
+        windowed = fitted.score(planted.values, window_rows=11)
+    finally:
+        fitted.config.score_stride = None
+    np.testing.assert_allclose(windowed, fine, rtol=1e-5, atol=1e-7)
+    assert np.array_equal(np.isnan(fine), np.isnan(whole_scores))
+    # Stride 4 gives one value per 4 x 4 block; stride 2 tells the cells of a block apart.
+    block = (slice(32, 36), slice(40, 44))
+    assert np.unique(whole_scores[1][block]).size == 1
+    assert np.unique(fine[1][block]).size > 1
+
+
 def test_planted_anomalies_rank_at_the_top(planted, whole_scores):
     valid = np.isfinite(planted.values).all(axis=0)
     aucs = {name: roc_auc_score(planted.anomalous[valid], whole_scores[i][valid])

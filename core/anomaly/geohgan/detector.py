@@ -48,6 +48,7 @@ class GeoHganConfig:
 
     tile: int = 8
     stride: int = 4
+    score_stride: int | None = None  # stride of the scored tiles (None: the training stride); 1 = no 4-cell blocks
     latent: int = 32
     width: int = 32
     latent_hidden: int = 128
@@ -162,7 +163,8 @@ class GeoHganDetector:
         self.networks_.to(device).eval()
         _limit_cpu_threads(device, self.threads)
         progress = progress or SilentProgress()
-        score_raster(self.networks_, read_rows, write_rows, rows, cols, cfg.tile, cfg.stride, cfg.kappa,
+        score_raster(self.networks_, read_rows, write_rows, rows, cols, cfg.tile, cfg.score_stride or cfg.stride,
+                     cfg.kappa,
                      device, cfg.min_valid, window_rows=window_rows,
                      on_progress=lambda f: progress.update(f, "scoring tiles"))
 
