@@ -25,7 +25,8 @@ from pathlib import Path
 from .environment import engine_environment
 
 ENV_VAR = "GEOANOMALY_PYTHON"
-PLUGIN_DIR = Path(__file__).resolve().parent.parent
+PLUGIN_DIR = Path(__file__).resolve().parent.parent  # the real folder (a dev install is a symlink to it)
+INSTALLED_DIR = Path(__file__).absolute().parent.parent  # where QGIS loaded the plugin from
 
 # Names of the venv folders looked for beside the plugin.
 PLUGIN_VENV = ".venv"
@@ -53,9 +54,8 @@ def candidate_venvs() -> list[tuple[Path, str]]:
     repo = PLUGIN_DIR.parent
     if (repo / "core" / "__init__.py").is_file():
         candidates.append((repo / ".venv", "the source tree's .venv"))
-    unresolved = Path(__file__).absolute().parent.parent  # the plugins folder QGIS loaded us from
-    candidates.append((unresolved / PLUGIN_VENV, "a venv inside the plugin folder"))
-    candidates.append((unresolved.parent / SHARED_VENV, "a venv beside the plugin"))
+    candidates.append((INSTALLED_DIR / PLUGIN_VENV, "a venv inside the plugin folder"))
+    candidates.append((INSTALLED_DIR.parent / SHARED_VENV, "a venv beside the plugin"))
     return candidates
 
 
@@ -103,7 +103,7 @@ def find_engine_python(configured: str | None = None) -> EngineInterpreter | Non
 
 def install_instructions() -> str:
     """Copyable shell lines that create a venv beside the plugin and install the engine in it."""
-    venv = PLUGIN_DIR.parent / SHARED_VENV
+    venv = INSTALLED_DIR.parent / SHARED_VENV
     engine_src = engine_sources()
     if sys.platform == "win32":
         python = venv / "Scripts" / "python.exe"
