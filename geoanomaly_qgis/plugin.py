@@ -7,7 +7,7 @@ code.
 
 from __future__ import annotations
 
-from qgis.core import QgsApplication
+from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction, QMenu
 
@@ -41,7 +41,12 @@ class GeoAnomalyPlugin:
         self.menu.setObjectName("GeoAnomalyMenu")
         for algorithm_class in ALGORITHMS:
             # Through the QGIS API (not class attributes): any QgsProcessingAlgorithm can be listed here.
-            algorithm = algorithm_class()
+            try:
+                algorithm = algorithm_class()
+                algorithm.name(), algorithm.displayName(), algorithm.icon()
+            except Exception as exc:  # noqa: BLE001 - one broken algorithm must not take the plugin down
+                QgsMessageLog.logMessage(f"{algorithm_class.__name__}: {exc}", "GeoAnomaly", Qgis.Warning)
+                continue
             action = QAction(algorithm.icon(), algorithm.displayName(), main_window)
             action.setObjectName(f"geoanomaly_{algorithm.name()}")
             action.setToolTip(f"GeoAnomaly: {algorithm.displayName()}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .base import ICONS_DIR
@@ -34,4 +34,7 @@ class GeoAnomalyProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802
         for algorithm in ALGORITHMS:
-            self.addAlgorithm(algorithm())
+            try:
+                self.addAlgorithm(algorithm())
+            except Exception as exc:  # noqa: BLE001 - the other algorithms stay usable
+                QgsMessageLog.logMessage(f"cannot load {algorithm.__name__}: {exc}", "GeoAnomaly", Qgis.Warning)
