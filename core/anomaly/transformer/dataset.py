@@ -11,7 +11,10 @@ distinct samples, but they measure the same spot. Left in each other's
 context they let the model copy a near-twin of the query instead of
 estimating the background from the surroundings - a soft form of the target
 leak this model exists to avoid - and a pair of anomalous duplicates would
-explain each other away. By default (``exclude_colocated=True``) every sample
+explain each other away. In sed1 most co-located pairs are one sample
+compiled twice from two reports (same composite sample id, often the same
+assays): keeping them as context scores a sample by whether it has such a
+twin (that indicator alone reaches AUC 0.79 there), not by its chemistry. By default (``exclude_colocated=True``) every sample
 within ``colocated_tolerance_m`` of the query is therefore left out of its
 context, not only the query itself; each duplicate is still a query of its
 own and still context for every other location. With

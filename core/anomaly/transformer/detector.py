@@ -174,7 +174,7 @@ class TransformerDetector(Detector):
 
     def score_details(self, samples: PreparedSamples) -> dict[str, np.ndarray]:
         self._check_compatible(samples)
-        return dict(self._readouts(samples))
+        return {name: values.copy() for name, values in self._readouts(samples).items()}
 
     def _readouts(self, samples: PreparedSamples) -> dict[str, np.ndarray]:
         """Every readout of every generation; cached, since detect asks for score and details."""
