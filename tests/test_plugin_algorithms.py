@@ -415,3 +415,26 @@ def test_algorithm_runs_inside_a_model(samples_layer, tmp_path, qgis_app):
     processing.run(model, {"samples": samples_layer})
     assert len(read_scores_layer(f"{tmp_path / 'model_run' / 'scores.gpkg'}|layername=scores")) == 1392
     assert raster_summary(str(tmp_path / "model_run" / "anomaly_score.tif"))["valid"] > 0
+
+
+def test_saved_model_scores_new_samples_like_the_training_run(detect_run, samples_layer, tmp_path, qgis_app):
+    """A selection of the same survey scored with the saved model gets the scores of the training run."""
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeatureSourceDefinition, QgsProject
+
+    model = detect_run["out"] / "model"
+    QgsProject.instance().addMapLayer(samples_layer, False)
+    samples_layer.selectByIds([f.id() for f in samples_layer.getFeatures()][:300])
+    try:
+        results = processing.run("geoanomaly:score_new_samples", {
+            "SAMPLES": QgsProcessingFeatureSourceDefinition(samples_layer.id(), True), "MODEL": str(model),
+            "OUTPUT_FOLDER": str(tmp_path / "scored")})
+    finally:
+        samples_layer.removeSelection()
+    new = read_scores_layer(results["SCORES"])
+    trained = read_scores_layer(detect_run["results"]["SCORES"])
+    assert len(new) == 300
+    assert all(new[row] == pytest.approx(trained[row], rel=1e-6) for row in new)
+    with pytest.raises(QgsProcessingException, match="does not exist or is empty"):
+        processing.run("geoanomaly:score_new_samples", {
+            "SAMPLES": samples_layer, "MODEL": str(tmp_path / "no-model"), "OUTPUT_FOLDER": str(tmp_path / "x")})

@@ -12,9 +12,10 @@ from .export_map import ExportProspectivityMap  # prospectivity (issue 6)
 from .geohgan import RasterAnomaliesGeoHgan  # Geo-Hgan (issue 5)
 from .grid import GridSamples
 from .prospectivity import ProspectivityActiveLearning  # prospectivity (issue 6)
+from .score import ScoreNewSamples
 
 # Algorithms of later issues add themselves here (one class each, subclassing EngineAlgorithm).
-ALGORITHMS = [SamplesToAnomalies, GridSamples, EvaluateAgainstDeposits]
+ALGORITHMS = [SamplesToAnomalies, ScoreNewSamples, GridSamples, EvaluateAgainstDeposits]
 ALGORITHMS += [ProspectivityActiveLearning, ExportProspectivityMap]  # prospectivity (issue 6)
 ALGORITHMS += [RasterAnomaliesGeoHgan]  # Geo-Hgan (issue 5)
 
