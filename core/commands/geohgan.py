@@ -32,14 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from core.anomaly.geohgan import SCORE_NAMES, GeoHganDetector, anom_filter
+from core.anomaly.geohgan import SCORE_NAMES, GeoHganDetector, anom_filter, tukey_upper_fence
 from core.anomaly.geohgan.detector import GeoHganConfig
+from core.anomaly.geohgan.streaming import RasterFiles, cell_features, fit_files, score_files
 from core.commands._options import _comma_list
 from core.device import describe_device, resolve_device
 from core.errors import InvalidCrsError, InvalidInputError
 from core.evaluate.auc import cell_auc
 from core.io.atomic import atomic_output_dir
-from core.io.rasters import read_raster_stack, write_raster
+from core.io.rasters import write_raster
 from core.io.samples import read_deposits
 from core.runrecord import RunRecord
 
@@ -103,12 +104,11 @@ def run(args: argparse.Namespace, progress) -> int:
     device = resolve_device(args.device)  # a bad --device fails before any work
     with atomic_output_dir(args.out) as staging:
         progress.stage("read", "Reading " + ", ".join(Path(p).name for p in args.raster), weight=0.02)
-        stack = read_raster_stack(args.raster, bands=_band_selection(args.bands))
-        _check_stack(stack)
-        deposits = _read_deposits(args, stack) if args.deposits else None
-        rows, cols = stack.shape
-        progress.log(f"{stack.values.shape[0]} bands, {rows} x {cols} cells of {abs(stack.transform.a):g} x "
-                     f"{abs(stack.transform.e):g}; {stack.valid_mask.mean() * 100:.0f} % with data")
+        # The files are read in windows of rows, never whole: rasters larger than memory work too.
+        files = RasterFiles.open(args.raster, _band_selection(args.bands), block_rows=args.window_rows)
+        deposits = _read_deposits(args, files) if args.deposits else None
+        progress.log(f"{files.bands} bands, {files.rows} x {files.cols} cells of {abs(files.transform.a):g} x "
+                     f"{abs(files.transform.e):g}")
 
         detector = GeoHganDetector(
             device=args.device, threads=args.threads, tile=args.tile, stride=args.stride,
@@ -117,37 +117,37 @@ def run(args: argparse.Namespace, progress) -> int:
             warmup_epochs=args.warmup_epochs, tiles_per_epoch=args.tiles_per_epoch or None, batch=args.batch,
             kappa=args.kappa, transform=args.transform, min_valid=args.min_valid, seed=args.seed)
         record.start_timer("fit")
-        detector.fit(stack.values, stack.valid_mask, stack.band_names, progress)
+        valid = fit_files(detector, files, progress)
         record.stop_timer("fit")
         record["device"] = describe_device(device)
+        progress.log(f"{valid.mean() * 100:.0f} % of the cells have data in every band")
 
         progress.stage("score", "Scoring cells", weight=0.1)
         record.start_timer("score")
-        scores = _score_in_windows(detector, stack, args.window_rows, progress)
+        scores = score_files(detector, files, args.window_rows, progress)
         record.stop_timer("score")
-        write_raster(staging / SCORES_FILE, scores, stack.transform, stack.crs, band_names=list(SCORE_NAMES))
+        write_raster(staging / SCORES_FILE, scores, files.transform, files.crs, band_names=list(SCORE_NAMES))
         for i, name in enumerate(SCORE_NAMES):
-            write_raster(staging / f"{name}.tif", scores[i], stack.transform, stack.crs, band_names=[name])
+            write_raster(staging / f"{name}.tif", scores[i], files.transform, files.crs, band_names=[name])
 
         progress.stage("select", "Choosing the metric and filtering anomalies", weight=0.03)
-        metric, choice = _choose_metric(args.metric, scores, stack, deposits, progress)
-        normalised = detector.normaliser_.apply(stack.values, stack.valid_mask)
-        cells, filtered = _anomaly_cells(scores, normalised, stack, metric)
-        _write_cells(staging / CELLS_FILE, cells, stack.crs)
+        metric, choice = _choose_metric(args.metric, scores, files.transform, valid, deposits, progress)
+        cells, filtered = _anomaly_cells(detector, files, scores, valid, metric)
+        _write_cells(staging / CELLS_FILE, cells, files.crs)
         counts = filtered.to_dict()
         progress.log(f"AnomFilter: {counts['n_above_fence']} cells above the Tukey fence of {metric}, "
                      f"{counts['n_selected']} kept as high-confidence anomalies")
 
         detector.save(staging / "model")
-        record["rasters"] = {"files": [str(Path(p).resolve()) for p in args.raster], "bands": stack.band_names,
-                             "rows": rows, "cols": cols, "crs": stack.crs.to_string() if stack.crs else None,
-                             "transform": list(stack.transform)[:6],
-                             "valid_cells": int(stack.valid_mask.sum())}
+        record["rasters"] = {"files": [str(p.resolve()) for p in files.paths], "bands": files.band_names,
+                             "rows": files.rows, "cols": files.cols,
+                             "crs": files.crs.to_string() if files.crs else None,
+                             "transform": list(files.transform)[:6], "valid_cells": int(valid.sum())}
         record["model"] = {"config": vars(detector.config), "transform_used": detector.normaliser_.transform,
                            "training_tiles": detector.n_training_tiles_, "threads": args.threads}
         record["training"] = detector.history_
         record["metric"] = choice
-        record["anomfilter"] = {"metric": metric, **filtered.to_dict()}
+        record["anomfilter"] = {"metric": metric, **counts}
         record.write(staging / "run.json")
 
     out = Path(args.out).resolve()
@@ -165,48 +165,21 @@ def _band_selection(bands: list[str] | None) -> list[str | int] | None:
     return [int(b) if b.isdigit() else b for b in bands]
 
 
-def _check_stack(stack) -> None:
-    files = ", ".join(stack.paths)
-    if stack.values.shape[0] < 2:
-        raise InvalidInputError(
-            f"{files} holds a single band ({stack.band_names[0]}): Geo-Hgan needs two or more elements - "
-            "give a multi-band raster or several single-band rasters"
-        )
-    if not stack.valid_mask.any():
-        empty = [n for n, band in zip(stack.band_names, stack.values) if not np.isfinite(band).any()]
-        detail = f"band(s) {', '.join(empty)} are all nodata" if empty else "no cell has data in every band"
-        raise InvalidInputError(f"{files}: {detail}; nothing to learn from")
+def _read_deposits(args: argparse.Namespace, files: RasterFiles) -> np.ndarray:
+    if files.crs is None:
+        raise InvalidCrsError(f"{files.paths[0]} has no CRS, so the deposits cannot be placed on it")
+    return read_deposits(args.deposits, files.crs.to_wkt(), crs=args.deposits_crs)
 
 
-def _read_deposits(args: argparse.Namespace, stack) -> np.ndarray:
-    if stack.crs is None:
-        raise InvalidCrsError(f"{stack.paths[0]} has no CRS, so the deposits cannot be placed on it")
-    return read_deposits(args.deposits, stack.crs.to_wkt(), crs=args.deposits_crs)
-
-
-def _score_in_windows(detector: GeoHganDetector, stack, window_rows: int, progress) -> np.ndarray:
-    """Cell scores (3, rows, cols), computed a window of rows at a time (memory bounded by the window)."""
-    rows, cols = stack.shape
-    scores = np.full((len(SCORE_NAMES), rows, cols), np.nan, dtype=np.float32)
-
-    def read_rows(start: int, stop: int):
-        return detector.normalise_rows(stack.values[:, start:stop], stack.valid_mask[start:stop])
-
-    def write_rows(start: int, block: np.ndarray) -> None:
-        scores[:, start:start + block.shape[1]] = block
-
-    detector.score_windows(read_rows, write_rows, rows, cols, window_rows=window_rows, progress=progress)
-    return scores
-
-
-def _choose_metric(requested: str, scores: np.ndarray, stack, deposits, progress) -> tuple[str, dict]:
+def _choose_metric(requested: str, scores: np.ndarray, transform, valid: np.ndarray, deposits,
+                   progress) -> tuple[str, dict]:
     """The metric for AnomFilter and how it was chosen (with per-metric cell AUCs when deposits are given)."""
     choice: dict = {"requested": requested}
     aucs = {}
     if deposits is not None:
         for i, name in enumerate(SCORE_NAMES):
             try:
-                aucs[name] = cell_auc(scores[i], stack.transform, deposits, stack.valid_mask).to_dict()
+                aucs[name] = cell_auc(scores[i], transform, deposits, valid).to_dict()
             except InvalidInputError as exc:
                 progress.warn(f"cell AUC of {name} not computed: {exc}")
                 break
@@ -229,20 +202,26 @@ def _choose_metric(requested: str, scores: np.ndarray, stack, deposits, progress
     return choice["metric"], choice
 
 
-def _anomaly_cells(scores: np.ndarray, normalised: np.ndarray, stack, metric: str):
-    """AnomFilter on valid cells: the chosen score, the cells' normalised band values, their mean as target."""
-    valid = stack.valid_mask & np.isfinite(scores).all(axis=0)
-    rows, cols = np.nonzero(valid)
-    chosen = scores[SCORE_NAMES.index(metric)][valid]
-    features = normalised[:, valid].T
-    filtered = anom_filter(chosen, features, features.mean(axis=0) if len(features) else None)
+def _anomaly_cells(detector: GeoHganDetector, files: RasterFiles, scores: np.ndarray, valid: np.ndarray,
+                   metric: str):
+    """AnomFilter on valid cells: the chosen score, the cells' normalised band values, their mean as target.
+
+    Only the cells above the Tukey fence need their band values, read in one
+    more pass over the files.
+    """
+    chosen = scores[SCORE_NAMES.index(metric)]
+    valid = valid & np.isfinite(scores).all(axis=0)
+    fence = tukey_upper_fence(chosen[valid])
+    wanted = valid & (chosen > fence) if np.isfinite(fence) else np.zeros_like(valid)
+    features, target_mean = cell_features(detector, files, valid, wanted)
+    filtered = anom_filter(chosen[wanted], features, target_mean, fence=fence)
+    rows, cols = np.nonzero(wanted)
+    filtered.above_fence = np.c_[rows, cols]  # report cells, not positions in the candidate list
     keep = filtered.selected
-    xs, ys = stack.transform * (cols[keep] + 0.5, rows[keep] + 0.5)
-    distance = dict(zip(filtered.above_fence.tolist(), filtered.distance.tolist()))
+    xs, ys = files.transform * (cols[keep] + 0.5, rows[keep] + 0.5)
     cells = {"row": rows[keep], "col": cols[keep], "x": np.asarray(xs, dtype=float), "y": np.asarray(ys, dtype=float),
-             **{name: scores[i][valid][keep].astype(float) for i, name in enumerate(SCORE_NAMES)},
-             "metric": [metric] * len(keep),
-             "distance_to_mean": np.array([distance[int(k)] for k in keep], dtype=float)}
+             **{name: scores[i][rows[keep], cols[keep]].astype(float) for i, name in enumerate(SCORE_NAMES)},
+             "metric": [metric] * len(keep), "distance_to_mean": filtered.distance[keep].astype(float)}
     return cells, filtered
 
 

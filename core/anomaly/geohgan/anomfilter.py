@@ -48,12 +48,14 @@ def tukey_upper_fence(scores: np.ndarray, k: float = TUKEY_K) -> float:
 
 
 def anom_filter(scores: np.ndarray, features: np.ndarray, target_mean: np.ndarray | None = None,
-                k: float = TUKEY_K) -> AnomFilterResult:
+                k: float = TUKEY_K, fence: float | None = None) -> AnomFilterResult:
     """Select high-confidence anomalies among ``n`` items.
 
     ``scores`` (n,), higher = more anomalous; ``features`` (n, bands), the
     items' (normalised) band values; ``target_mean`` (bands,), the mean vector
-    of the target domain (default: the mean of ``features``).
+    of the target domain (default: the mean of ``features``). ``fence``, when
+    given, replaces the Tukey fence of ``scores`` (for a large raster: the
+    fence of all cells, with ``scores``/``features`` only the cells above it).
     """
     scores = np.asarray(scores, dtype=float).reshape(-1)
     features = np.asarray(features, dtype=float)
@@ -62,7 +64,7 @@ def anom_filter(scores: np.ndarray, features: np.ndarray, target_mean: np.ndarra
     if len(features) != len(scores):
         raise ValueError(f"{len(scores)} scores but {len(features)} feature rows")
     empty = np.zeros(0, dtype=np.int64)
-    fence = tukey_upper_fence(scores, k)
+    fence = tukey_upper_fence(scores, k) if fence is None else float(fence)
     if not np.isfinite(fence):
         return AnomFilterResult(empty, empty, fence, np.zeros(0), float("nan"))
     above = np.flatnonzero(np.isfinite(scores) & (scores > fence))

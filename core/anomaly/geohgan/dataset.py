@@ -47,3 +47,24 @@ class TileDataset(torch.utils.data.Dataset):
         """``(tiles, masks)`` of shape (n, bands, tile, tile) and (n, 1, tile, tile)."""
         tiles, masks = gather_tiles(self.normalised, self.valid, self.origins[indices], self.tile)
         return torch.from_numpy(tiles), torch.from_numpy(masks)
+
+
+class TileSampleDataset(torch.utils.data.Dataset):
+    """Tiles already cut and normalised, (n, bands, tile, tile) with masks (n, 1, tile, tile): same API as above.
+
+    Used when the raster is read in windows (larger than memory): the
+    training tiles are cut during one pass over the file.
+    """
+
+    def __init__(self, tiles: np.ndarray, masks: np.ndarray) -> None:
+        self.tiles = np.ascontiguousarray(tiles, dtype=np.float32)
+        self.masks = np.ascontiguousarray(masks, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(self.tiles[index]), torch.from_numpy(self.masks[index])
+
+    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(self.tiles[indices]), torch.from_numpy(self.masks[indices])

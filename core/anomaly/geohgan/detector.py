@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.anomaly.geohgan.dataset import DEFAULT_MIN_VALID, TileDataset
+from core.anomaly.geohgan.dataset import DEFAULT_MIN_VALID, TileDataset, TileSampleDataset
 from core.anomaly.geohgan.model import GeoHganNetworks
 from core.anomaly.geohgan.normalise import BandNormaliser
 from core.anomaly.geohgan.scoring import SCORE_NAMES, RowWriter, score_raster
@@ -101,23 +101,39 @@ class GeoHganDetector:
         progress = progress or SilentProgress()
         cfg = self.config
         values, valid = check_raster(values, valid, band_names)
+        normaliser = BandNormaliser(cfg.transform).fit(values, valid, band_names, seed=cfg.seed)
+        normalised = normaliser.apply(values, valid)
+        data = TileDataset.for_training(normalised, valid, cfg.tile, cfg.stride, cfg.min_valid)
+        return self._train(normaliser, data, values.shape[0], progress)
+
+    def fit_tiles(self, tiles: np.ndarray, masks: np.ndarray, normaliser: BandNormaliser,
+                  progress: Progress | None = None) -> GeoHganDetector:
+        """Train on tiles cut beforehand (raw values, NaN = nodata) with a normaliser already fitted.
+
+        For rasters read in windows (see :mod:`core.anomaly.geohgan.streaming`):
+        ``tiles`` (n, bands, tile, tile), ``masks`` (n, tile, tile) bool.
+        """
+        masks = np.asarray(masks, dtype=bool)
+        normalised = normaliser.apply(np.moveaxis(tiles, 1, 0), masks)
+        data = TileSampleDataset(np.moveaxis(normalised, 0, 1), masks[:, None])
+        return self._train(normaliser, data, tiles.shape[1], progress or SilentProgress())
+
+    def _train(self, normaliser: BandNormaliser, data, bands: int, progress: Progress) -> GeoHganDetector:
+        cfg = self.config
+        if len(data) == 0:
+            raise InvalidInputError(
+                f"no {cfg.tile} x {cfg.tile} tile has at least {cfg.min_valid:.0%} of its cells with data: "
+                "use a smaller --tile or a finer grid"
+            )
         device = resolve_device(self.device)
         self.device_ = device
         _limit_cpu_threads(device, self.threads)
         progress.log(f"Geo-Hgan on {describe_device(device)}")
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-
-        self.normaliser_ = BandNormaliser(cfg.transform).fit(values, valid, band_names, seed=cfg.seed)
-        normalised = self.normaliser_.apply(values, valid)
-        data = TileDataset.for_training(normalised, valid, cfg.tile, cfg.stride, cfg.min_valid)
-        if len(data) == 0:
-            raise InvalidInputError(
-                f"no {cfg.tile} x {cfg.tile} tile has at least {cfg.min_valid:.0%} of its cells with data: "
-                "use a smaller --tile or a finer grid"
-            )
+        self.normaliser_ = normaliser
         self.n_training_tiles_ = len(data)
-        self.networks_ = GeoHganNetworks(values.shape[0], cfg.tile, cfg.latent, cfg.width, cfg.latent_hidden).to(device)
+        self.networks_ = GeoHganNetworks(bands, cfg.tile, cfg.latent, cfg.width, cfg.latent_hidden).to(device)
         schedule = cfg.schedule()
 
         progress.stage("train_step1", f"Step 1: autoencoder, latent GAN and sample GAN on {len(data)} tiles",

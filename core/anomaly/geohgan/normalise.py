@@ -55,14 +55,25 @@ class BandNormaliser:
         keep fitting cheap on large grids.
         """
         values = np.asarray(values)
-        self.band_names = list(band_names) if band_names else [f"band_{i + 1}" for i in range(values.shape[0])]
         cells = values[:, valid].T  # (n_valid, bands)
-        if len(cells) == 0:
-            raise InvalidInputError("the raster has no valid cell (every cell is nodata in at least one band)")
         if len(cells) > max_cells:
             cells = cells[np.random.default_rng(seed).choice(len(cells), max_cells, replace=False)]
+        return self.fit_cells(cells, band_names, all_positive=bool((values[:, valid] > 0).all()))
+
+    def fit_cells(self, cells: np.ndarray, band_names: list[str] | None = None,
+                  all_positive: bool | None = None) -> BandNormaliser:
+        """Learn the band ranges from valid cells given as an (n, bands) array (e.g. a sample of a large raster).
+
+        ``all_positive`` says whether every valid cell of the raster is
+        positive (for ``auto``); default: whether these cells are.
+        """
+        cells = np.asarray(cells)
+        self.band_names = list(band_names) if band_names else [f"band_{i + 1}" for i in range(cells.shape[1])]
+        if len(cells) == 0:
+            raise InvalidInputError("the raster has no valid cell (every cell is nodata in at least one band)")
         if self.transform == "auto":
-            self.transform = "log" if bool((values[:, valid] > 0).all()) else "none"
+            positive = bool((cells > 0).all()) if all_positive is None else all_positive
+            self.transform = "log" if positive else "none"
         transformed = self._transform_cells(cells)
         low = np.percentile(transformed, LOW_PERCENTILE, axis=0)
         high = np.percentile(transformed, HIGH_PERCENTILE, axis=0)
