@@ -438,3 +438,28 @@ def test_saved_model_scores_new_samples_like_the_training_run(detect_run, sample
     with pytest.raises(QgsProcessingException, match="does not exist or is empty"):
         processing.run("geoanomaly:score_new_samples", {
             "SAMPLES": samples_layer, "MODEL": str(tmp_path / "no-model"), "OUTPUT_FOLDER": str(tmp_path / "x")})
+
+
+def test_interpreter_without_the_engine_gives_install_instructions(samples_layer, tmp_path, qgis_app):
+    """A Python chosen in the settings that lacks the engine: a message saying what to do, no traceback."""
+    import sys
+
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from geoanomaly_qgis import settings
+
+    bare = Path(sys.base_prefix) / "bin" / "python3"
+    if not bare.is_file():
+        pytest.skip("no system python3")
+    settings.set_configured_python(str(bare))
+    try:
+        with pytest.raises(QgsProcessingException) as caught:
+            processing.run("geoanomaly:samples_to_anomalies", {
+                "SAMPLES": samples_layer, "ELEMENTS": FAST_ELEMENTS, "METHOD": 0,
+                "OUTPUT_FOLDER": str(tmp_path / "out")})
+    finally:
+        settings.set_configured_python("")
+    text = str(caught.value)
+    assert f"the interpreter {bare} does not have the GeoAnomaly engine installed" in text
+    assert "pip install" in text and "Traceback" not in text
