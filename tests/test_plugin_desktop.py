@@ -111,6 +111,17 @@ def test_screenshot_shows_the_heat_map(desktop_run):
     assert pale > 1000, f"only {pale} pale heat-map pixels on the map"
 
 
+def test_algorithm_dialog_runs_in_the_background_and_logs(desktop_run):
+    report = desktop_run["report"]
+    assert "error" not in report, report.get("error")
+    assert report["dialog_threaded"] and report["dialog_ok"], report.get("dialog_log")
+    log = report["dialog_log"]
+    assert "Detector knn on cpu" in log and "Engine interpreter:" in log
+    assert "-m core detect --method knn" in log
+    assert len(report["groups_after_dialog"]) == 2, report["groups_after_dialog"]
+    assert any(name.startswith("GeoAnomaly knn ") for name in report["groups_after_dialog"])
+
+
 def test_settings_dialog_checks_the_engine(desktop_run):
     report = desktop_run["report"]
     assert report.get("engine_ok"), report.get("engine_report")

@@ -123,13 +123,43 @@ def shoot():
 
 @guarded
 def dialogs():
+    """The toolbar's way: the algorithm dialog, its task in a background thread, results loaded after."""
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    ProcessingConfig.setSettingValue(ProcessingConfig.KEEP_DIALOG_OPEN, True)  # to photograph its log
+    project = QgsProject.instance()
+    samples = csv_layer("samples.csv", "GSWA sed1 samples")
+    project.addMapLayer(samples, False)  # available to the dialog, not drawn
     plugin = plugins["geoanomaly_qgis"]
     plugin.open_algorithm("samples_to_anomalies")
     dialog = plugin._dialogs[-1]
-    dialog.resize(900, 700)
-    QApplication.processEvents()
-    report["algorithm_dialog"] = dialog.grab().save(str(OUT / "qgis_algorithm_dialog.png"))
-    dialog.close()
+    dialog.resize(1000, 760)
+    dialog.setParameters({"SAMPLES": samples.id(), "METHOD": 2, "DEVICE": 1,
+                          "ELEMENTS": ["Au_ppm", "As_ppm", "Cu_ppm", "Pb_ppm", "Zn_ppm", "Ni_ppm"],
+                          "OUTPUT_FOLDER": str(OUT / "dialog_run")})
+    report["dialog_threaded"] = not (dialog.algorithm().flags() & dialog.algorithm().FlagNoThreading)
+    dialog.algorithmFinished.connect(lambda ok, results: QTimer.singleShot(300, lambda: dialog_done(dialog, ok)))
+    dialog.runAlgorithm()
+
+
+def dialog_done(dialog, ok):
+    try:
+        from qgis.PyQt.QtWidgets import QTextEdit
+
+        report["dialog_ok"] = ok
+        log = dialog.findChild(QTextEdit, "txtLog")
+        report["dialog_log"] = log.toPlainText() if log is not None else None
+        root = QgsProject.instance().layerTreeRoot()
+        report["groups_after_dialog"] = [g.name() for g in root.children() if g.name().startswith("GeoAnomaly ")]
+        report["algorithm_dialog"] = dialog.grab().save(str(OUT / "qgis_algorithm_dialog.png"))
+        dialog.close()
+        settings_dialog()
+    except Exception:  # noqa: BLE001
+        report["error"] = traceback.format_exc()
+        finish(1)
+
+
+def settings_dialog():
     from geoanomaly_qgis.settings import SettingsDialog
 
     settings = SettingsDialog(iface.mainWindow())
