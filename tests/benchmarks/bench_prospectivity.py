@@ -1,7 +1,7 @@
 """Prospectivity on the shared GSWA sed1 survey: does KDAL active learning beat the anomaly map and a plain classifier?
 
 Run with ``.venv/bin/python tests/benchmarks/bench_prospectivity.py [--method knn] [--seeds 0,1,2]``;
-writes ``bench_output/prospectivity.json`` and prints a table.
+writes ``bench_output/prospectivity.json`` (and a copy ``prospectivity_<method>.json``) and prints a table.
 
 Steps, all in one run:
 
@@ -158,6 +158,8 @@ def main() -> dict:
            "results": results, "seconds": round(time.perf_counter() - t0, 1)}
     OUT.mkdir(exist_ok=True)
     (OUT / "prospectivity.json").write_text(json.dumps(out, indent=2) + "\n")
+    # A copy per detector, so runs with different anomaly maps can be compared side by side.
+    (OUT / f"prospectivity_{method}.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"\n{'evidence / map':62} {'top 10 %':>9} {'top 20 %':>9} {'AUC':>6}")
     for label, res in results.items():
         for name, f in res["mean_over_seeds"].items():
