@@ -138,11 +138,15 @@ class GeoHganDetector:
 
         progress.stage("train_step1", f"Step 1: autoencoder, latent GAN and sample GAN on {len(data)} tiles",
                        weight=0.6)
+        epochs = train_step1_epochs(schedule)
         step1 = train_step1(self.networks_, data, schedule, cfg.latent, device, rng,
-                            on_epoch=_reporter(progress, train_step1_epochs(schedule), "step 1"))
+                            on_epoch=_reporter(progress, epochs, "step 1"),
+                            on_batch=lambda done: progress.update(done / max(epochs, 1), "step 1 training"))
         progress.stage("train_step2", "Step 2: GAN-guided encoder", weight=0.25)
         step2 = train_step2(self.networks_, data, schedule, device, rng,
-                            on_epoch=_reporter(progress, schedule.encoder_epochs, "step 2"))
+                            on_epoch=_reporter(progress, schedule.encoder_epochs, "step 2"),
+                            on_batch=lambda done: progress.update(done / max(schedule.encoder_epochs, 1),
+                                                                  "step 2 training"))
         self.history_ = {"step1": step1, "step2": step2}
         self.networks_.eval()
         return self

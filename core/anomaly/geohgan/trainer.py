@@ -81,6 +81,12 @@ def _epoch_batches(n: int, batch: int, tiles_per_epoch: int | None, rng: np.rand
     return [order[i:i + batch] for i in range(0, len(order), batch)]
 
 
+def _report_batch(on_batch: Callable[[float], None] | None, epoch: int, batch: int, batches: int) -> None:
+    """Progress within an epoch: epochs done as a fraction (an epoch of 8192 tiles can take a minute on a CPU)."""
+    if on_batch is not None:
+        on_batch(epoch + batch / max(batches, 1))
+
+
 def _adam(module: torch.nn.Module, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(module.parameters(), lr=lr, betas=ADAM_BETAS)
 
@@ -94,7 +100,8 @@ def _step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> float:
 
 def train_step1(nets: GeoHganNetworks, data: TileDataset, schedule: TrainingSchedule, latent: int,
                 device: torch.device, rng: np.random.Generator,
-                on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+                on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                on_batch: Callable[[float], None] | None = None) -> list[dict[str, float]]:
     """Autoencoder, latent GAN and WGAN-GP sample GAN together (step 1)."""
     ae, lg, ld, gen, critic = nets.autoencoder, nets.latent_generator, nets.latent_discriminator, nets.generator, nets.critic
     opt = {name: _adam(m, schedule.lr) for name, m in
@@ -110,9 +117,10 @@ def train_step1(nets: GeoHganNetworks, data: TileDataset, schedule: TrainingSche
     for epoch in range(schedule.warmup_epochs):
         total = 0.0
         batches = _epoch_batches(len(data), schedule.batch, schedule.tiles_per_epoch, rng)
-        for index in batches:
+        for j, index in enumerate(batches):
             tiles, masks = (t.to(device) for t in data.batch(index))
             total += _step(opt["ae"], masked_mse(ae(tiles), tiles, masks).mean())
+            _report_batch(on_batch, epoch, j, len(batches))
         history.append({"autoencoder_warmup": total / max(len(batches), 1)})
         if on_epoch is not None:
             on_epoch(epoch, history[-1])
@@ -124,7 +132,8 @@ def train_step1(nets: GeoHganNetworks, data: TileDataset, schedule: TrainingSche
                 "generator": 0.0}
         batches = _epoch_batches(len(data), schedule.batch, schedule.tiles_per_epoch, rng)
         g_steps = 0
-        for index in batches:
+        for j, index in enumerate(batches):
+            _report_batch(on_batch, schedule.warmup_epochs + epoch, j, len(batches))
             tiles, masks = (t.to(device) for t in data.batch(index))
             n = tiles.shape[0]
             sums["autoencoder"] += _step(opt["ae"], masked_mse(ae(tiles), tiles, masks).mean())
@@ -173,7 +182,8 @@ def train_step1_epochs(schedule: TrainingSchedule) -> int:
 
 def train_step2(nets: GeoHganNetworks, data: TileDataset, schedule: TrainingSchedule, device: torch.device,
                 rng: np.random.Generator,
-                on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+                on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+                on_batch: Callable[[float], None] | None = None) -> list[dict[str, float]]:
     """GAN-guided encoder (step 2): G and the critic frozen and in eval mode."""
     gen, critic, encoder = nets.generator, nets.critic, nets.encoder
     encoder.load_state_dict(nets.autoencoder.encoder.state_dict())
@@ -186,7 +196,8 @@ def train_step2(nets: GeoHganNetworks, data: TileDataset, schedule: TrainingSche
     for epoch in range(schedule.encoder_epochs):
         total = 0.0
         batches = _epoch_batches(len(data), schedule.batch, schedule.tiles_per_epoch, rng)
-        for index in batches:
+        for j, index in enumerate(batches):
+            _report_batch(on_batch, epoch, j, len(batches))
             tiles, masks = (t.to(device) for t in data.batch(index))
             reconstruction = with_nodata_from(gen(encoder(tiles)), tiles, masks)
             with torch.no_grad():
