@@ -25,6 +25,7 @@ class GeoAnomalyPlugin:
         self.menu: QMenu | None = None
         self.actions: list[QAction] = []
         self._dialogs: list = []  # open algorithm dialogs (non-modal) kept alive here
+        self.options_factory = None
 
     # Called by QGIS (and by qgis_process, which has no GUI) for hasProcessingProvider=yes.
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API name
@@ -61,11 +62,18 @@ class GeoAnomalyPlugin:
         self.menu.addAction(settings)
         self.toolbar.addAction(settings)
         self.actions.append(settings)
+        from .settings import GeoAnomalyOptionsFactory
+
+        self.options_factory = GeoAnomalyOptionsFactory()
+        self.iface.registerOptionsWidgetFactory(self.options_factory)
         menu_bar = main_window.menuBar()
         help_menu = self.iface.helpMenu()
         menu_bar.insertMenu(help_menu.menuAction() if help_menu else None, self.menu)
 
     def unload(self) -> None:
+        if self.options_factory is not None:
+            self.iface.unregisterOptionsWidgetFactory(self.options_factory)
+            self.options_factory = None
         for action in self.actions:
             if self.toolbar is not None:
                 self.toolbar.removeAction(action)

@@ -9,9 +9,10 @@ engine reports, or copyable install instructions when there is no engine.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from qgis.core import QgsSettings
-from qgis.gui import QgsFileWidget
+from qgis.gui import QgsFileWidget, QgsOptionsPageWidget, QgsOptionsWidgetFactory
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QFontDatabase
 from qgis.PyQt.QtWidgets import (
@@ -25,6 +26,7 @@ from qgis.PyQt.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
+    QWidget,
 )
 
 from .engine import EngineError, find_engine_python, install_instructions, run_engine
@@ -91,14 +93,13 @@ def describe_info(result: dict) -> str:
     return "\n".join(lines)
 
 
-class SettingsDialog(QDialog):
-    """GeoAnomaly > Settings: engine interpreter, default device, Check engine."""
+class EngineSettingsPanel(QWidget):
+    """Engine interpreter, default device and "Check engine": the body of the dialog and of the Options page."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("GeoAnomaly settings")
-        self.setMinimumWidth(640)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
         form = QFormLayout()
         self.python_widget = QgsFileWidget(self)
         self.python_widget.setStorageMode(QgsFileWidget.GetFile)
@@ -132,11 +133,6 @@ class SettingsDialog(QDialog):
         self.report.setPlaceholderText("Press 'Check engine' to see the engine's versions and devices.")
         layout.addWidget(self.report, 1)
 
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
-
     def check(self) -> bool:
         """Runs ``core info`` with the interpreter in the field (or the auto-detected one)."""
         QApplication.setOverrideCursor(Qt.WaitCursor)
@@ -152,7 +148,62 @@ class SettingsDialog(QDialog):
     def copy_report(self) -> None:
         QApplication.clipboard().setText(self.report.toPlainText())
 
-    def accept(self) -> None:
+    def save(self) -> None:
         set_configured_python(self.python_widget.filePath())
         set_default_device(self.device_combo.currentText())
+
+
+class SettingsDialog(QDialog):
+    """GeoAnomaly > Settings: the settings panel with OK / Cancel."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("GeoAnomaly settings")
+        self.setMinimumWidth(640)
+        layout = QVBoxLayout(self)
+        self.panel = EngineSettingsPanel(self)
+        layout.addWidget(self.panel, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        # The panel's parts, for callers that drive the dialog.
+        self.python_widget = self.panel.python_widget
+        self.device_combo = self.panel.device_combo
+        self.status_label = self.panel.status_label
+        self.report = self.panel.report
+        self.check = self.panel.check
+        self.copy_report = self.panel.copy_report
+
+    def accept(self) -> None:
+        self.panel.save()
         super().accept()
+
+
+class GeoAnomalyOptionsPage(QgsOptionsPageWidget):
+    """The same settings as a page of QGIS's Settings > Options."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        self.panel = EngineSettingsPanel(self)
+        layout.addWidget(self.panel)
+
+    def apply(self) -> None:
+        self.panel.save()
+
+
+class GeoAnomalyOptionsFactory(QgsOptionsWidgetFactory):
+    """Registers the GeoAnomaly page in Settings > Options (see plugin.initGui)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTitle("GeoAnomaly")
+
+    def icon(self):
+        from qgis.PyQt.QtGui import QIcon
+
+        return QIcon(str(Path(__file__).resolve().parent / "resources" / "icons" / "geoanomaly.svg"))
+
+    def createWidget(self, parent):  # noqa: N802 - QGIS API name
+        return GeoAnomalyOptionsPage(parent)

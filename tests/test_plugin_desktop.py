@@ -125,5 +125,6 @@ def test_algorithm_dialog_runs_in_the_background_and_logs(desktop_run):
 def test_settings_dialog_checks_the_engine(desktop_run):
     report = desktop_run["report"]
     assert report.get("engine_ok"), report.get("engine_report")
+    assert report["options_page"], "the GeoAnomaly page is registered in Settings > Options"
     assert "Devices: cpu" in report["engine_report"]
     assert (ARTIFACTS / "qgis_settings.png").is_file() and (ARTIFACTS / "qgis_algorithm_dialog.png").is_file()

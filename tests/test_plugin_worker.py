@@ -190,3 +190,25 @@ def test_qgis_python_is_never_used_as_the_engine():
     if found is not None:
         assert Path(found.python).name.startswith("python")
     assert shutil.which("python3") is not None
+
+
+@requires_qgis
+def test_options_page_saves_the_settings(qgis_app, tmp_path):
+    from geoanomaly_qgis import settings
+
+    factory = settings.GeoAnomalyOptionsFactory()
+    assert factory.title() == "GeoAnomaly" and not factory.icon().isNull()
+    page = factory.createWidget(None)
+    python = tmp_path / "python"
+    python.write_text("")
+    page.panel.python_widget.setFilePath(str(python))
+    page.panel.device_combo.setCurrentText("cpu")
+    page.apply()
+    try:
+        assert settings.configured_python() == str(python)
+        assert settings.default_device() == "cpu"
+        assert settings.engine_interpreter().python == str(python)
+    finally:
+        settings.set_configured_python("")
+        settings.set_default_device("auto")
+    page.deleteLater()

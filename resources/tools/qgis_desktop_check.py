@@ -131,6 +131,7 @@ def dialogs():
     samples = csv_layer("samples.csv", "GSWA sed1 samples")
     project.addMapLayer(samples, False)  # available to the dialog, not drawn
     plugin = plugins["geoanomaly_qgis"]
+    report["options_page"] = plugin.options_factory is not None
     plugin.open_algorithm("samples_to_anomalies")
     dialog = plugin._dialogs[-1]
     dialog.resize(1000, 760)
