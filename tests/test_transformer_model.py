@@ -180,3 +180,19 @@ def test_trainer_records_generations_alphas_and_early_stops():
         assert record.best_validation_loss == pytest.approx(min(record.validation_loss))
         # noise cannot be reconstructed, so validation stops improving and training stops early
         assert record.epochs_run < 30
+
+
+def test_early_stopping_uses_the_unmasked_validation_reconstruction_loss():
+    xy, values = _survey(n=80)
+    dataset, _ = _dataset(xy, values)
+    build = lambda: ContextReconstructor(values.shape[1], d_model=16, n_heads=2)  # noqa: E731
+    trainer = DistillationTrainer(build, TrainingSettings(generations=2, epochs=4, batch_size=32),
+                                  torch.device("cpu")).fit(dataset)
+    rows = trainer.validation_rows_.numpy()
+    assert 0 < len(rows) < len(xy)
+    for state, record in zip(trainer.generation_states_, trainer.history_):
+        model = build()
+        model.load_state_dict(state)
+        reconstruction, _ = predict_background(model, dataset)  # whole context visible
+        mse = float(np.mean((reconstruction[rows] - values[rows]) ** 2))
+        assert mse == pytest.approx(record.best_validation_loss, rel=1e-4)

@@ -151,6 +151,7 @@ class DistillationTrainer:
         torch.manual_seed(init_seed)
         model = self.build_model().to(self.device)
         train_rows, validation_rows = self._split(len(dataset), np.random.default_rng(split_seed))
+        self.validation_rows_ = validation_rows
 
         self.generation_states_: list[dict[str, torch.Tensor]] = []
         self.history_: list[GenerationRecord] = []
