@@ -189,7 +189,7 @@ def test_detect_log_names_crs_handling_and_device(detect_run):
     warnings = "\n".join(feedback.warnings)
     infos = "\n".join(feedback.infos)
     assert "geographic CRS (EPSG:4283" in warnings and "reprojects" in warnings
-    assert "Deposits are in EPSG:28350; reprojected to the samples' CRS EPSG:4283" in infos
+    assert "Deposits are in EPSG:28350; reprojected to EPSG:4283, the CRS of the samples" in infos
     assert "Detector mahalanobis on cpu" in infos
     assert "Engine interpreter:" in infos
     assert any(text.startswith("Fitting") for text in feedback.texts)
@@ -463,3 +463,21 @@ def test_interpreter_without_the_engine_gives_install_instructions(samples_layer
     text = str(caught.value)
     assert f"the interpreter {bare} does not have the GeoAnomaly engine installed" in text
     assert "pip install" in text and "Traceback" not in text
+
+
+@pytest.mark.skipif("evaluate" not in engine_commands(), reason="the engine's evaluate command is not in this tree yet")
+def test_evaluate_a_score_raster(detect_run, deposits_layer, tmp_path, qgis_app):
+    """The anomaly raster itself (cell-level AUC); deposits in lon/lat are reprojected to the raster's UTM zone."""
+    import processing
+    from qgis.core import QgsProcessingException, QgsRasterLayer
+
+    raster = QgsRasterLayer(detect_run["results"]["ANOMALY_RASTER"], "anomaly")
+    feedback = RecordingFeedback()
+    results = processing.run("geoanomaly:evaluate_against_deposits", {
+        "SCORE_RASTER": raster, "DEPOSITS": deposits_layer, "OUTPUT_FOLDER": str(tmp_path / "eval")},
+        feedback=feedback)
+    assert 0.5 < results["AUC"] <= 1.0
+    assert any("reprojected to EPSG:32750, the CRS of the score raster" in line for line in feedback.infos), feedback.infos
+    with pytest.raises(QgsProcessingException, match="either scored samples"):
+        processing.run("geoanomaly:evaluate_against_deposits", {
+            "DEPOSITS": deposits_layer, "OUTPUT_FOLDER": str(tmp_path / "none")})

@@ -317,8 +317,12 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         return path, elements
 
     def prepare_deposits(self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback,
-                         run: EngineRun, target_crs: QgsCoordinateReferenceSystem | None = None) -> Path | None:
-        """Check and export the deposits (reprojected to ``target_crs``, default the samples' CRS)."""
+                         run: EngineRun, target_crs: QgsCoordinateReferenceSystem | None = None,
+                         target_name: str = "samples") -> Path | None:
+        """Check and export the deposits (reprojected to ``target_crs``, default the samples' CRS).
+
+        ``target_name`` names what ``target_crs`` belongs to, for the log ("samples", "score raster").
+        """
         if self.parameterDefinition(self.DEPOSITS) is None or not parameters.get(self.DEPOSITS):
             return None
         source = self.parameterAsSource(parameters, self.DEPOSITS, context)
@@ -328,8 +332,8 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                                         need_numeric=False)
         target = target_crs or run.samples_crs or source.sourceCrs()
         if source.sourceCrs() != target:
-            feedback.pushInfo(f"Deposits are in {source.sourceCrs().authid()}; reprojected to the samples' CRS "
-                              f"{target.authid()}.")
+            feedback.pushInfo(f"Deposits are in {source.sourceCrs().authid()}; reprojected to {target.authid()}, "
+                              f"the CRS of the {target_name}.")
         path = layer_checks.export_points(source, run.workdir / "deposits.gpkg", context, feedback,
                                           target_crs=target, layer_name="deposits")
         feedback.pushInfo(f"Deposits: {source.featureCount()} points from '{source.sourceName()}'.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -9,6 +11,7 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
+    QgsProcessingParameterRasterLayer,
 )
 
 from . import layers as layer_checks
@@ -24,11 +27,14 @@ class EvaluateAgainstDeposits(EngineAlgorithm):
     HELP = (
         "Measures how well anomaly scores point at known deposits: the area under the success-rate curve "
         "(AUC; 0.5 = no better than chance, 1 = every deposit in the highest-scored area).<br><br>"
-        "<b>Scored samples</b>: a point layer with a score field (the 'Scored samples' output of Samples → "
-        "anomalies). <b>Known deposits</b>: a point layer; reprojected to the scores' CRS when needed."
+        "Give either <b>Scored samples</b> (a point layer with a score field, e.g. the 'Scored samples' output "
+        "of Samples → anomalies: the sample-level AUC protocol) or a <b>Score raster</b> (a GeoTIFF in a "
+        "projected CRS, e.g. the anomaly raster: the cell-level AUC). <b>Known deposits</b>: a point layer, "
+        "reprojected to the scores' CRS when needed."
     )
 
     SCORES = "SCORES"
+    SCORE_RASTER = "SCORE_RASTER"
     SCORE_FIELD = "SCORE_FIELD"
     AUC = "AUC"
     EVALUATION = "EVALUATION"
@@ -37,10 +43,12 @@ class EvaluateAgainstDeposits(EngineAlgorithm):
 
     def define_parameters(self) -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.SCORES, self.tr("Scored samples (point layer)"), [QgsProcessing.TypeVectorPoint]))
+            self.SCORES, self.tr("Scored samples (point layer)"), [QgsProcessing.TypeVectorPoint], None, True))
         self.addParameter(QgsProcessingParameterField(
             self.SCORE_FIELD, self.tr("Score field (higher = more anomalous)"), "anomaly_score", self.SCORES,
-            QgsProcessingParameterField.Numeric))
+            QgsProcessingParameterField.Numeric, False, True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.SCORE_RASTER, self.tr("or: Score raster (GeoTIFF, projected CRS)"), None, True))
         self.add_deposits_parameter(optional=False)
         self.add_output_folder()
         self.addOutput(QgsProcessingOutputNumber(self.AUC, self.tr("AUC")))
@@ -53,9 +61,22 @@ class EvaluateAgainstDeposits(EngineAlgorithm):
 
     def check_inputs(self, parameters, context) -> None:
         super().check_inputs(parameters, context)
+        has_points = bool(parameters.get(self.SCORES))
+        raster = self.parameterAsRasterLayer(parameters, self.SCORE_RASTER, context)
+        if has_points == (raster is not None):
+            raise QgsProcessingException(
+                "Give either scored samples (a point layer) or a score raster, not both and not neither.")
+        if raster is not None:
+            self.score_raster_file(raster)
+            if raster.crs().isGeographic():
+                raise QgsProcessingException(
+                    f"The score raster '{raster.name()}' is in a geographic CRS ({raster.crs().authid()}); cell "
+                    "areas need a projected CRS in metres: use the anomaly raster of Samples → anomalies, or "
+                    "warp it (Raster > Projections > Warp).")
+            return
         source = self.parameterAsSource(parameters, self.SCORES, context)
         layer_checks.check_point_source(source, "scored samples", need_numeric=True)
-        score_field = self.parameterAsString(parameters, self.SCORE_FIELD, context)
+        score_field = self.parameterAsString(parameters, self.SCORE_FIELD, context) or "anomaly_score"
         index = source.fields().lookupField(score_field)
         if index < 0:
             raise QgsProcessingException(
@@ -64,14 +85,29 @@ class EvaluateAgainstDeposits(EngineAlgorithm):
         if not source.fields().field(index).isNumeric():
             raise QgsProcessingException(f"The score field '{score_field}' is not numeric.")
 
+    @staticmethod
+    def score_raster_file(raster) -> str:
+        """The raster's file (the engine reads files, not QGIS data sources)."""
+        path = raster.dataProvider().dataSourceUri().split("|")[0]
+        if raster.providerType() != "gdal" or not Path(path).is_file():
+            raise QgsProcessingException(
+                f"The score raster '{raster.name()}' is not a file on disk; save it as a GeoTIFF first.")
+        return path
+
     def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
+        raster = self.parameterAsRasterLayer(parameters, self.SCORE_RASTER, context)
+        if raster is not None:
+            deposits = self.prepare_deposits(parameters, context, feedback, run, target_crs=raster.crs(),
+                                            target_name="score raster")
+            feedback.pushInfo(f"Cell-level evaluation of the raster '{raster.name()}' ({raster.crs().authid()}).")
+            return ["--scores", self.score_raster_file(raster), "--deposits", str(deposits)]
         source = self.parameterAsSource(parameters, self.SCORES, context)
         run.samples_crs = source.sourceCrs()
         scores = layer_checks.export_points(source, run.workdir / "scores.gpkg", context, feedback,
                                             layer_name="scores")
         deposits = self.prepare_deposits(parameters, context, feedback, run)
         return ["--scores", str(scores), "--deposits", str(deposits),
-                "--score-field", self.parameterAsString(parameters, self.SCORE_FIELD, context)]
+                "--score-field", self.parameterAsString(parameters, self.SCORE_FIELD, context) or "anomaly_score"]
 
     def collect_outputs(self, parameters, context, feedback, run) -> dict:
         out = run.out_dir
