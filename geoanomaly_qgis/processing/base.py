@@ -318,11 +318,13 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def prepare_deposits(self, parameters: dict, context: QgsProcessingContext, feedback: QgsProcessingFeedback,
                          run: EngineRun, target_crs: QgsCoordinateReferenceSystem | None = None,
-                         target_name: str = "samples") -> Path | None:
+                         target_name: str | None = None) -> Path | None:
         """Check and export the deposits (reprojected to ``target_crs``, default the samples' CRS).
 
-        ``target_name`` names what ``target_crs`` belongs to, for the log ("samples", "score raster").
+        ``target_name`` names what ``target_crs`` belongs to, for the log (default: "samples", or
+        "rasters" when ``target_crs`` is given).
         """
+        target_name = target_name or ("samples" if target_crs is None else "rasters")
         if self.parameterDefinition(self.DEPOSITS) is None or not parameters.get(self.DEPOSITS):
             return None
         source = self.parameterAsSource(parameters, self.DEPOSITS, context)
