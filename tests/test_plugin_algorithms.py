@@ -191,6 +191,7 @@ def test_detect_log_names_crs_handling_and_device(detect_run):
     assert "geographic CRS (EPSG:4283" in warnings and "reprojects" in warnings
     assert "Deposits are in EPSG:28350; reprojected to EPSG:4283, the CRS of the samples" in infos
     assert "Detector mahalanobis on cpu" in infos
+    assert "baseline:knn: AUC" in infos, "the classical detectors are compared by default"
     assert "Engine interpreter:" in infos
     assert any(text.startswith("Fitting") for text in feedback.texts)
 

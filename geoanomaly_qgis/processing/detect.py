@@ -7,6 +7,7 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputRasterLayer,
     QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
 )
@@ -51,6 +52,7 @@ class SamplesToAnomalies(EngineAlgorithm):
 
     METHOD = "METHOD"
     TRANSFORM = "TRANSFORM"
+    COMPARE = "COMPARE"
     GENERATIONS = "GENERATIONS"
     NEIGHBOURS = "NEIGHBOURS"
     EPOCHS = "EPOCHS"
@@ -68,6 +70,9 @@ class SamplesToAnomalies(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(
             self.TRANSFORM, self.tr("Compositional transform"), [label for _, label in TRANSFORMS], False, 0))
         self.add_cell_parameter()
+        self._advanced(QgsProcessingParameterBoolean(
+            self.COMPARE, self.tr("With deposits: also score the classical detectors, to compare AUCs in the log"),
+            True))
         self.add_work_crs_parameter()
         self.add_seed_parameter()
         self.add_device_parameter()
@@ -100,6 +105,8 @@ class SamplesToAnomalies(EngineAlgorithm):
         deposits = self.prepare_deposits(parameters, context, feedback, run)
         if deposits is not None:
             argv += ["--deposits", str(deposits)]
+            if not self.parameterAsBool(parameters, self.COMPARE, context):
+                argv += ["--compare", "none"]
         argv += self.cell_arguments(parameters, context)
         argv += self.work_crs_arguments(parameters, context)
         argv += self.seed_arguments(parameters, context)
