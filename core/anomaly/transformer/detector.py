@@ -61,7 +61,7 @@ class TransformerDetector(Detector):
         self,
         generations: int = 4,
         neighbours: int = 16,
-        epochs: int = 60,
+        epochs: int = 100,
         patience: int = 8,
         batch_size: int = 128,
         d_model: int = 32,
@@ -255,8 +255,8 @@ class TransformerDetector(Detector):
                            help="transformer: teacher + students trained by self-distillation (default 4)")
         group.add_argument("--neighbours", type=int, default=16,
                            help="transformer: nearest samples each sample is reconstructed from (default 16)")
-        group.add_argument("--epochs", type=int, default=60,
-                           help="transformer: most epochs per generation; early stopping ends sooner (default 60)")
+        group.add_argument("--epochs", type=int, default=100,
+                           help="transformer: most epochs per generation; early stopping ends sooner (default 100)")
         group.add_argument("--patience", type=int, default=8,
                            help="transformer: epochs without a better validation loss before stopping (default 8)")
         group.add_argument("--batch-size", type=int, default=128, help="transformer: samples per step (default 128)")
@@ -279,7 +279,7 @@ class TransformerDetector(Detector):
     def from_args(cls, args: argparse.Namespace) -> TransformerDetector:
         return cls(
             generations=getattr(args, "generations", 4), neighbours=getattr(args, "neighbours", 16),
-            epochs=getattr(args, "epochs", 60), patience=getattr(args, "patience", 8),
+            epochs=getattr(args, "epochs", 100), patience=getattr(args, "patience", 8),
             batch_size=getattr(args, "batch_size", 128), d_model=getattr(args, "d_model", 32),
             alpha_step=getattr(args, "alpha_step", 0.1), max_hidden_fraction=getattr(args, "mask_fraction", 0.5),
             exclude_colocated=not getattr(args, "include_colocated", False),

@@ -34,7 +34,7 @@ from core.progress import Progress, SilentProgress
 @dataclass
 class TrainingSettings:
     generations: int = 4
-    epochs: int = 60  # at most, per generation; early stopping usually ends sooner
+    epochs: int = 100  # at most, per generation; early stopping usually ends sooner
     patience: int = 8  # epochs without a better validation loss before stopping
     batch_size: int = 256
     learning_rate: float = 1e-3
