@@ -61,6 +61,7 @@ def test_small_survey_pads_missing_neighbours_and_lonely_samples_fail():
     context = find_neighbours(xy, 5)
     assert context.indices.shape == (3, 5)
     assert context.missing[:, 2:].all() and not context.missing[:, :2].any()
+    assert context.typical_spacing_m() == pytest.approx(10 * np.sqrt(2))  # farthest present neighbour
     with pytest.raises(InvalidInputError, match="distinct locations"):
         find_neighbours(np.zeros((4, 2)), 3)
 

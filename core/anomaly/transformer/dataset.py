@@ -46,7 +46,7 @@ class NeighbourContext:
 
     def typical_spacing_m(self) -> float:
         """Median distance to the K-th (farthest) context sample: the scale of offsets."""
-        last = np.where(self.missing, np.nan, self.distances_m).max(axis=1) if self.indices.size else np.array([])
+        last = np.where(self.missing, -np.inf, self.distances_m).max(axis=1) if self.indices.size else np.array([])
         last = last[np.isfinite(last) & (last > 0)]
         return float(np.median(last)) if last.size else 1.0
 
