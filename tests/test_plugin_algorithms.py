@@ -408,6 +408,7 @@ def test_algorithm_runs_inside_a_model(samples_layer, tmp_path, qgis_app):
     child.addParameterSources("METHOD", [static(0)])
     child.addParameterSources("TRANSFORM", [static(0)])  # the modeller fills in each default like this
     child.addParameterSources("DEVICE", [static(1)])
+    child.addParameterSources("COMPARE", [static(True)])
     child.addParameterSources("ELEMENTS", [static(FAST_ELEMENTS)])
     child.addParameterSources("OUTPUT_FOLDER", [static(str(tmp_path / "model_run"))])
     model.addChildAlgorithm(child)
