@@ -18,7 +18,13 @@ from core.minerals.properties import (
     hardness_bucket,
     read_property_csv,
 )
-from core.minerals.synthetic import class_counts, class_looks, render_specimen, write_synthetic_photo_set
+from core.minerals.synthetic import (
+    LOOKALIKES,
+    class_counts,
+    class_looks,
+    render_specimen,
+    write_synthetic_photo_set,
+)
 
 
 def _digest(folder):
@@ -54,15 +60,17 @@ def test_generator_is_deterministic_and_writes_real_photos(tmp_path):
 
 def test_classes_differ_in_colour_but_lookalikes_overlap():
     looks = class_looks(0)
-    assert looks["Marcasite"].texture == looks["Pyrite"].texture
-    assert np.abs(looks["Marcasite"].colour - looks["Pyrite"].colour).max() < 0.2
+    for hard, twin in LOOKALIKES.items():
+        assert looks[hard].texture == looks[twin].texture
+        assert np.abs(looks[hard].colour - looks[twin].colour).max() < 0.2
+        assert PUBLISHED_PROPERTIES[hard] != PUBLISHED_PROPERTIES[twin]  # properties can tell them apart
     colours = np.stack([looks[n].colour for n in MINERALS_36])
     assert len({tuple(np.round(c, 3)) for c in colours}) == 36
     # The specimen (centre pixels) carries the class colour through the texture and the noise.
     rng = np.random.default_rng(0)
     centre = {n: np.mean([render_specimen(looks[n], 32, rng)[12:20, 12:20].mean((0, 1)) for _ in range(30)], 0)
-              for n in ("Pyrite", "Marcasite", "Malachite")}
-    assert np.abs(centre["Pyrite"] - centre["Marcasite"]).sum() < np.abs(centre["Pyrite"] - centre["Malachite"]).sum()
+              for n in ("Pyrite", "Gold", "Malachite")}
+    assert np.abs(centre["Pyrite"] - centre["Gold"]).sum() < np.abs(centre["Pyrite"] - centre["Malachite"]).sum()
 
 
 def test_exif_orientation_is_respected(tmp_path):

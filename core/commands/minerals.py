@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--warmup-epochs", type=int, default=10, help="one-cycle warm-up epochs (default 10)")
     train.add_argument("--epochs", type=int, default=30, help="multimodal epochs (default 30)")
     train.add_argument("--lr", type=float, help="peak learning rate (default: 0.002 with --weights, 0.05 from scratch; "
-                                                 "multimodal 0.01)")
+                                                 "multimodal 0.001 with AdamW)")
     train.add_argument("--crt-lr", type=float, default=1e-3, help="cRT learning rate (default 0.001)")
     train.add_argument("--missing-rate", type=float, default=0.5, help="multimodal: share of specimens trained with "
                                                                       "some properties removed (default 0.5)")
@@ -253,7 +253,7 @@ def _train_multimodal(args, collection, device, progress, record):
         if not args.weights:
             progress.warn("no --photo-model or --weights: the frozen backbone is random, so the photo branch will be weak")
     config = MultimodalConfig(arch=arch, image_size=args.image_size, batch_size=args.batch_size or 64,
-                              epochs=args.epochs, lr=args.lr or 0.01, missing_rate=args.missing_rate,
+                              epochs=args.epochs, lr=args.lr or 1e-3, missing_rate=args.missing_rate,
                               error_rate=args.error_rate, seed=args.seed, num_workers=args.workers)
     record["config"] = asdict(config)
     trainer = MultimodalTrainer(config, device, progress)

@@ -182,6 +182,9 @@ class MultimodalIdentifier(nn.Module):
         self.image_branch = SSFResNet(backbone)
         self.property_encoder = PropertyEncoder(property_features)
         n_image = self.image_branch.n_features
+        # Pooled ResNet features are ~20x larger than the property features; normalising them
+        # keeps the properties from being drowned out in the fused vector.
+        self.image_norm = nn.LayerNorm(n_image)
         self.image_head = nn.Linear(n_image, n_classes)
         self.property_head = nn.Linear(property_features, n_classes)
         self.gate = nn.Linear(3 + N_PROPERTIES, 2)
@@ -189,6 +192,8 @@ class MultimodalIdentifier(nn.Module):
         nn.init.constant_(self.gate.bias, 2.0)  # start near "use both"
         self.encoder = nn.Sequential(nn.Linear(n_image + property_features, hidden), nn.ReLU(),
                                      nn.Linear(hidden, 2 * bottleneck))
+        with torch.no_grad():  # start nearly deterministic (sigma ~ 0.05); the KL term decides how much noise to keep
+            self.encoder[-1].bias[bottleneck:].fill_(-6.0)
         self.heads = nn.ModuleList(nn.Linear(bottleneck, n_classes) for _ in range(N_COMBINATIONS))
         self.bottleneck = bottleneck
 
@@ -197,6 +202,7 @@ class MultimodalIdentifier(nn.Module):
 
     def fuse(self, image_features: torch.Tensor, properties: torch.Tensor) -> dict[str, torch.Tensor]:
         """Everything after the image branch (lets evaluation reuse one photo's features for many property sets)."""
+        image_features = self.image_norm(image_features)
         property_features = self.property_encoder(properties)
         image_logits = self.image_head(image_features)
         property_logits = self.property_head(property_features)
@@ -219,13 +225,22 @@ class MultimodalIdentifier(nn.Module):
 
 
 def multimodal_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, properties: torch.Tensor,
-                    beta: float = 1e-3) -> torch.Tensor:
+                    beta: float = 1e-3, log_prior: torch.Tensor | None = None) -> torch.Tensor:
     """CE of the fused head + CE of the auxiliary heads (property head only where a property is present)
-    + beta * KL(q(z|x) || N(0, I))."""
-    loss = F.cross_entropy(out["logits"], labels) + F.cross_entropy(out["image_logits"], labels)
+    + beta * KL(q(z|x) || N(0, I)).
+
+    With ``log_prior`` (log training class frequencies) every CE is logit-adjusted, as in FEA, so
+    the heads trained on long-tailed photos are not biased towards the common minerals.
+    """
+    shift = 0.0 if log_prior is None else log_prior.to(labels.device)
+
+    def ce(logits, target):
+        return F.cross_entropy(logits + shift, target)
+
+    loss = ce(out["logits"], labels) + ce(out["image_logits"], labels)
     present = (properties >= 0).any(dim=1)
     if present.any():
-        loss = loss + F.cross_entropy(out["property_logits"][present], labels[present])
+        loss = loss + ce(out["property_logits"][present], labels[present])
     kl = 0.5 * (out["mu"] ** 2 + out["log_var"].exp() - 1.0 - out["log_var"]).sum(dim=1).mean()
     return loss + beta * kl
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from core.minerals.datasets import PhotoCollection, PhotoDataset
+from core.minerals.losses import log_class_prior
 from core.minerals.models import (
     N_PROPERTIES,
     MultimodalIdentifier,
@@ -36,9 +37,9 @@ class MultimodalConfig:
     image_size: int = 224
     batch_size: int = 64
     epochs: int = 30
-    lr: float = 0.01
-    momentum: float = 0.9
+    lr: float = 1e-3  # AdamW, as usual for the few parameters of a parameter-efficient model
     weight_decay: float = 1e-4
+    logit_adjust: bool = True  # logit-adjusted CE (long-tailed training photos)
     missing_rate: float = 0.5
     error_rate: float = 0.3
     beta: float = 1e-3
@@ -79,8 +80,8 @@ class MultimodalTrainer:
         dataset = PhotoDataset(collection, train_idx, cfg.image_size, train=True)
         loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
                                              num_workers=cfg.num_workers, generator=generator)
-        optimiser = torch.optim.SGD(trainable_parameters(model), lr=cfg.lr, momentum=cfg.momentum,
-                                    weight_decay=cfg.weight_decay)
+        optimiser = torch.optim.AdamW(trainable_parameters(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        log_prior = log_class_prior(collection.class_counts("train")).to(self.device) if cfg.logit_adjust else None
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, cfg.epochs * len(loader)))
         self.progress.stage("multimodal", "Multimodal model: SSF + property encoder + variational bottleneck", weight=1.0)
         for epoch in range(cfg.epochs):
@@ -89,8 +90,12 @@ class MultimodalTrainer:
             for images, labels, properties in loader:
                 properties = corrupt_properties(properties, cfg.missing_rate, cfg.error_rate, generator)
                 images, labels, properties = images.to(self.device), labels.to(self.device), properties.to(self.device)
-                out = model(images, properties)
-                loss = multimodal_loss(out, labels, properties, cfg.beta)
+                features = model.image_branch(images)
+                loss = multimodal_loss(model.fuse(features, properties), labels, properties, cfg.beta, log_prior)
+                # Every photo also trains the photo-only path: with random dropping alone, the head for
+                # "no property given" would see only a few % of the photos.
+                nothing = torch.full_like(properties, -1.0)
+                loss = loss + multimodal_loss(model.fuse(features, nothing), labels, nothing, cfg.beta, log_prior)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()

@@ -9,9 +9,9 @@ smallest class by ``imbalance`` (~80, like Minerals-36), and a
 
 Each class has its own colour and texture statistics (banding, facets, spots,
 grains, metallic highlights). A few classes are near-copies of another class
-(e.g. Marcasite of Pyrite, Halite of Quartz), so some pairs genuinely overlap
-and cannot all be told apart from the photo alone - that is where properties
-help the multimodal model.
+(e.g. Gold of Pyrite, Halite of Quartz), so some pairs genuinely overlap and
+cannot all be told apart from the photo alone - that is where properties help
+the multimodal model.
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ CLASS_ORDER = (
 )
 CLASS_ORDER = tuple(name for name in CLASS_ORDER if name in MINERALS_36)
 
-# Hard classes: drawn from (almost) the same statistics as another class.
-LOOKALIKES = {"Marcasite": "Pyrite", "Halite": "Quartz", "Gold": "Chalcopyrite", "Magnetite": "Hematite",
-              "Sulphur": "Orpiment", "Sapphire": "Azurite"}
+# Hard classes: drawn from (almost) the same photo statistics as another class, as fool's gold
+# looks like gold. Each pair differs in a published property (mostly hardness), so a
+# hardness/luster/streak test can separate what the photo cannot.
+LOOKALIKES = {"Gold": "Pyrite", "Halite": "Quartz", "Marcasite": "Chalcopyrite", "Magnetite": "Galena",
+              "Sulphur": "Wulfenite", "Sapphire": "Azurite", "Cinnabar": "Ruby"}
 
 # Mohs hardness ranges, for per-specimen property values.
 MOHS = {

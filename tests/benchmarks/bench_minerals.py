@@ -54,11 +54,11 @@ def accuracy_runs(quick: bool, threads: int, reuse: bool = False) -> dict:
               "--size", str(size), "--test-per-class", "20", "--seed", "0", "--progress", "plain"])
     fea, cfl, crt, mm_epochs = (2, 1, 2, 1) if quick else (12, 8, 10, 8)
     common = ["--data", str(photos), "--backbone", "resnet18", "--image-size", str(size), "--batch-size", "64",
-              "--lr", "0.05", "--warmup-epochs", "2", "--threads", str(threads), "--progress", "plain", "--restart"]
+              "--warmup-epochs", "2", "--threads", str(threads), "--progress", "plain", "--restart"]
     commands = {
-        "baseline": ["minerals", "train", "--model", "baseline", *common, "--fea-epochs", str(fea),
+        "baseline": ["minerals", "train", "--model", "baseline", *common, "--lr", "0.05", "--fea-epochs", str(fea),
                      "--cfl-epochs", str(cfl), "--out", str(WORK / "baseline")],
-        "longtail": ["minerals", "train", "--model", "longtail", *common, "--fea-epochs", str(fea),
+        "longtail": ["minerals", "train", "--model", "longtail", *common, "--lr", "0.05", "--fea-epochs", str(fea),
                      "--cfl-epochs", str(cfl), "--crt-epochs", str(crt), "--crt-lr", "0.01", "--out", str(WORK / "longtail")],
         "multimodal": ["minerals", "train", "--model", "multimodal", *common, "--photo-model", str(WORK / "longtail"),
                        "--epochs", str(mm_epochs), "--out", str(WORK / "multimodal")],
