@@ -120,12 +120,19 @@ def detect_run(samples_layer, deposits_in_mga, tmp_path_factory, qgis_app):
 
     out = tmp_path_factory.mktemp("plugin-detect") / "run"
     feedback = RecordingFeedback()
+    project = QgsProject.instance()
+    before = set(project.layerTreeRoot().children())
     started = time.monotonic()
     results = processing.runAndLoadResults("geoanomaly:samples_to_anomalies", {
         "SAMPLES": samples_layer, "METHOD": 0, "DEPOSITS": deposits_in_mga, "DEVICE": 1,
         "OUTPUT_FOLDER": str(out)}, feedback=feedback)
-    return {"results": results, "feedback": feedback, "out": out, "seconds": time.monotonic() - started,
-            "project": QgsProject.instance()}
+    yield {"results": results, "feedback": feedback, "out": out, "seconds": time.monotonic() - started,
+           "project": project}
+    # Leave the shared project as it was for the tests that come after.
+    for node in set(project.layerTreeRoot().children()) - before:
+        project.removeMapLayers([layer.layer().id() for layer in node.findLayers()] if hasattr(node, "findLayers")
+                                else [node.layerId()])
+        project.layerTreeRoot().removeChildNode(node)
 
 
 def test_provider_lists_every_algorithm(qgis_app):
