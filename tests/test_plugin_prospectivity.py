@@ -11,8 +11,13 @@ import subprocess
 
 import pytest
 
-from tests.plugin_fixtures import ENGINE_PYTHON, REPO, csv_points_uri, requires_qgis
-from tests.plugin_fixtures import qgis_app  # noqa: F401 - fixture
+from tests.plugin_fixtures import (
+    ENGINE_PYTHON,
+    REPO,
+    csv_points_uri,
+    qgis_app,  # noqa: F401 - fixture
+    requires_qgis,
+)
 
 pytestmark = [requires_qgis, pytest.mark.qgis]
 
