@@ -173,10 +173,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--part", choices=["all", "speed", "quality"], default="all",
                         help="one part only: its figures replace that part in an existing geohgan.json")
     parser.add_argument("--seeds", type=int, default=2, help="Geo-Hgan seeds on the sed1 grids (default 2)")
+    parser.add_argument("--json", help="output file name in bench_output/ (default geohgan.json)")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     out_dir = REPO / "bench_output"
-    out_path = out_dir / ("geohgan_quick.json" if args.quick else "geohgan.json")
+    out_path = out_dir / (args.json or ("geohgan_quick.json" if args.quick else "geohgan.json"))
     out = json.loads(out_path.read_text()) if args.part != "all" and out_path.is_file() else {}
     out.update(device=describe_device(device), note="timings on a machine shared with other jobs are pessimistic")
     if args.part in {"all", "speed"}:
