@@ -27,6 +27,7 @@ from qgis.core import (
     QgsLayoutItemScaleBar,
     QgsLayoutPoint,
     QgsLayoutSize,
+    QgsMapLayerLegendUtils,
     QgsMarkerSymbol,
     QgsPrintLayout,
     QgsProject,
@@ -161,6 +162,10 @@ def build_layout(project: QgsProject, prospectivity: QgsRasterLayer, deposits: Q
 
     _label(layout, "title", title, 10.0, 6.0, 277.0, 12.0, 18, bold=True)
 
+    # The raster's first legend entry is its band name ("Band 1: prospectivity (Gray)"): show the ramp only.
+    node = project.layerTreeRoot().findLayer(prospectivity.id())
+    if node is not None:
+        QgsMapLayerLegendUtils.setLegendNodeOrder(node, [1])
     legend = QgsLayoutItemLegend(layout)
     legend.setId("legend")
     legend.setTitle("Legend")

@@ -115,6 +115,7 @@ def test_the_exported_map_pdf_and_png_render_with_the_layout_items(first_cycle, 
     for words in ("Synthetic prospectivity", "Legend", "Known deposits", "Prospectivity (0-1)",
                   "CRS: EPSG:32750", "km", "Run: geoanomaly prospectivity, cycle 1", "k: 3"):
         assert words in text, words
+    assert "Band 1" not in text  # the legend shows the ramp, not the band name
     subprocess.run(["pdftoppm", "-png", "-r", "40", "-singlefile", str(pdf), str(tmp_path / "page")], check=True)
     for image_path in (tmp_path / "page.png", png):
         image = QImage(str(image_path))
