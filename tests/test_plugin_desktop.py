@@ -122,6 +122,16 @@ def test_algorithm_dialog_runs_in_the_background_and_logs(desktop_run):
     assert any(name.startswith("GeoAnomaly knn ") for name in report["groups_after_dialog"])
 
 
+def test_cancel_button_stops_the_worker_and_leaves_no_output(desktop_run):
+    report = desktop_run["report"]
+    assert "error" not in report, report.get("error")
+    assert report["cancel_at_progress"] >= 10, "cancelled while training"
+    assert report["cancel_run_ok"] is False
+    assert report["cancel_seconds"] < 8, f"the worker took {report['cancel_seconds']:.1f} s to stop"
+    assert not report["cancel_output_exists"] and not report["cancel_partial_left"]
+    assert "Cancelled" in report["cancel_log"], report["cancel_log"]
+
+
 def test_settings_dialog_checks_the_engine(desktop_run):
     report = desktop_run["report"]
     assert report.get("engine_ok"), report.get("engine_report")

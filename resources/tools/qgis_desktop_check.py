@@ -154,6 +154,61 @@ def dialog_done(dialog, ok):
         report["groups_after_dialog"] = [g.name() for g in root.children() if g.name().startswith("GeoAnomaly ")]
         report["algorithm_dialog"] = dialog.grab().save(str(OUT / "qgis_algorithm_dialog.png"))
         dialog.close()
+        cancel_in_dialog()
+    except Exception:  # noqa: BLE001
+        report["error"] = traceback.format_exc()
+        finish(1)
+
+
+def cancel_in_dialog():
+    """A long transformer run from the dialog, cancelled with its Cancel button once training has started."""
+    import time
+
+    from qgis.PyQt.QtWidgets import QProgressBar
+
+    plugin = plugins["geoanomaly_qgis"]
+    samples = next(layer for layer in QgsProject.instance().mapLayers().values()
+                   if layer.name() == "GSWA sed1 samples")
+    plugin.open_algorithm("samples_to_anomalies")
+    dialog = plugin._dialogs[-1]
+    dialog.setParameters({"SAMPLES": samples.id(), "METHOD": 5, "DEVICE": 1, "GENERATIONS": 4, "EPOCHS": 100,
+                          "ELEMENTS": ["Au_ppm", "As_ppm", "Cu_ppm", "Pb_ppm", "Zn_ppm", "Ni_ppm"],
+                          "OUTPUT_FOLDER": str(OUT / "cancelled_run")})
+    state = {"started": time.monotonic(), "clicked": None}
+    poll = QTimer(dialog)
+
+    def click_cancel_when_training():
+        bar = dialog.findChild(QProgressBar, "progressBar")
+        value = bar.value() if bar is not None else 0
+        if state["clicked"] is None and (value >= 10 or time.monotonic() - state["started"] > 30):
+            state["clicked"] = time.monotonic()
+            report["cancel_at_progress"] = value
+            dialog.cancelButton().click()
+            poll.stop()
+
+    def finished(ok, results):
+        poll.stop()
+        QTimer.singleShot(200, lambda: cancel_done(dialog, ok, state))
+
+    poll.timeout.connect(click_cancel_when_training)
+    dialog.algorithmFinished.connect(finished)
+    dialog.runAlgorithm()
+    poll.start(200)
+
+
+def cancel_done(dialog, ok, state):
+    import time
+
+    try:
+        from qgis.PyQt.QtWidgets import QTextEdit
+
+        report["cancel_run_ok"] = ok
+        report["cancel_seconds"] = None if state["clicked"] is None else time.monotonic() - state["clicked"]
+        report["cancel_output_exists"] = (OUT / "cancelled_run").exists()
+        report["cancel_partial_left"] = [p.name for p in OUT.glob(".cancelled_run.partial-*")]
+        log = dialog.findChild(QTextEdit, "txtLog")
+        report["cancel_log"] = log.toPlainText()[-3000:] if log is not None else None
+        dialog.close()
         settings_dialog()
     except Exception:  # noqa: BLE001
         report["error"] = traceback.format_exc()
