@@ -67,16 +67,20 @@ def read_samples(path: str | Path, x: str | None = None, y: str | None = None, c
 def read_deposits(path: str | Path, work_crs: pyproj.CRS | str, x: str | None = None, y: str | None = None,
                   crs: str | None = None, layer: str | None = None) -> np.ndarray:
     """Known deposits as an (m, 2) array of coordinates in ``work_crs``."""
-    return read_deposit_table(path, work_crs, x, y, crs, layer)[1]
+    return read_points(path, work_crs, x, y, crs, layer, what="deposits")[1]
 
 
-def read_deposit_table(path: str | Path, work_crs: pyproj.CRS | str, x: str | None = None, y: str | None = None,
-                       crs: str | None = None, layer: str | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """Deposit attributes and their (m, 2) coordinates in ``work_crs``."""
+def read_points(path: str | Path, work_crs: pyproj.CRS | str, x: str | None = None, y: str | None = None,
+                crs: str | None = None, layer: str | None = None,
+                what: str = "points") -> tuple[pd.DataFrame, np.ndarray]:
+    """Attributes of a point file (deposits, labels...) and their (m, 2) coordinates in ``work_crs``.
+
+    ``what`` names the points in error messages ("deposits", "labels").
+    """
     path = Path(path)
-    frame, xs, ys, in_crs, _, _ = _read_points(path, x, y, crs, layer, what="deposits")
+    frame, xs, ys, in_crs, _, _ = _read_points(path, x, y, crs, layer, what=what)
     if len(frame) == 0:
-        raise InvalidInputError(f"{path.name}: the deposits file holds no points")
+        raise InvalidInputError(f"{path.name}: the {what} file holds no points")
     return frame.reset_index(drop=True), project(xs, ys, in_crs, pyproj.CRS.from_user_input(work_crs))
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InvalidInputError
-from core.io.samples import read_deposit_table
+from core.io.samples import read_points
 
 QUERIES_FILE = "queries.gpkg"
 LABELS_FILE = "labels.gpkg"
@@ -42,7 +42,7 @@ class LabelPoints:
 def read_label_points(path: str | os.PathLike, field: str, work_crs, default_source: str = "labels") -> LabelPoints:
     """Points with a 0/1 ``field``; empty values are skipped and counted."""
     path = Path(path)
-    frame, xy = read_deposit_table(path, work_crs)
+    frame, xy = read_points(path, work_crs, what="labels")
     if field not in frame.columns:
         raise InvalidInputError(
             f"{path.name}: no label field {field!r} (fields: {', '.join(map(str, frame.columns))}); "
