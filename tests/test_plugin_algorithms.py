@@ -170,7 +170,13 @@ def test_detect_outputs_are_valid_layers(detect_run, samples_layer):
     first = next(scores.getFeatures())
     assert first.geometry().asPoint().x() == pytest.approx(first["x"]) and math.isfinite(first["anomaly_score"])
     record = json.loads(Path(results["RUN_RECORD"]).read_text())
-    assert record["args"]["method"] == "mahalanobis" if "args" in record else True
+    assert record["parameters"]["method"] == "mahalanobis" and record["versions"]["geoanomaly"]
+    qgis_record = json.loads((out / "qgis_run.json").read_text())
+    assert qgis_record["algorithm"] == "geoanomaly:samples_to_anomalies"
+    assert qgis_record["layers"]["SAMPLES"]["source"] == samples_layer.source()
+    assert qgis_record["layers"]["SAMPLES"]["crs"] == "EPSG:4283"
+    assert qgis_record["layers"]["DEPOSITS"]["crs"] == "EPSG:28350"
+    assert qgis_record["engine_command"][:3] == ["detect", "--method", "mahalanobis"]
     assert Path(results["SUCCESS_RATE_PLOT"]).is_file()
     assert 0.5 < results["AUC"] <= 1.0
 

@@ -203,7 +203,42 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         outputs = (run.result or {}).get("outputs")
         if isinstance(outputs, dict) and outputs:
             feedback.pushInfo("Engine outputs: " + ", ".join(sorted(outputs)) + f" in {run.out_dir}")
+        if out_dir is not None and out_dir.is_dir():
+            self.write_qgis_record(parameters, context, run)
         return self.collect_outputs(parameters, context, feedback, run)
+
+    def write_qgis_record(self, parameters: dict, context: QgsProcessingContext, run: EngineRun) -> Path:
+        """``qgis_run.json`` beside the engine's run.json: the QGIS side of the run, to reproduce a map.
+
+        The engine only saw temporary exports of the layers; this names the
+        layers themselves (source, CRS, selection), every parameter as
+        Processing writes it, and the engine command.
+        """
+        from qgis.core import Qgis
+
+        record: dict[str, Any] = {"algorithm": self.id(), "qgis": Qgis.QGIS_VERSION, "engine_command": run.argv,
+                                  "parameters": {}, "layers": {}}
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            if name not in parameters:
+                continue
+            value = parameters[name]
+            record["parameters"][name] = definition.valueAsPythonString(value, context)
+            if definition.type() not in {"source", "vector", "raster", "layer"}:
+                continue
+            layer_value = value.source.staticValue() if isinstance(value, QgsProcessingFeatureSourceDefinition) \
+                else value
+            layer = QgsProcessingUtils.mapLayerFromString(str(layer_value), context) \
+                if isinstance(layer_value, str) else layer_value
+            if hasattr(layer, "source") and hasattr(layer, "crs") and callable(layer.source):
+                record["layers"][name] = {"name": layer.name(), "source": layer.source(),
+                                          "crs": layer.crs().authid() or layer.crs().toWkt(),
+                                          "selected_only": _selected_only(value)}
+        path = run.out_dir / "qgis_run.json"
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        partial.replace(path)
+        return path
 
     def run_worker(self, argv: list[str], feedback: QgsProcessingFeedback, run: EngineRun) -> dict[str, Any]:
         """Run the engine; failures become ``QgsProcessingException`` with the engine's message."""
