@@ -48,7 +48,8 @@ def test_zip_carries_the_engine_sources(plugin_zip):
         assert engine + required in names, required
     shipped = {n[len(engine):] for n in names if n.startswith(engine + "core/")}
     in_tree = {p.relative_to(REPO).as_posix() for p in (REPO / "core").rglob("*")
-               if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+               if p.is_file() and "__pycache__" not in p.parts and p.suffix not in package_plugin.SKIP_SUFFIXES
+               and not any(part.startswith(".") for part in p.relative_to(REPO).parts)}
     assert shipped == in_tree
 
 
