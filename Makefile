@@ -11,6 +11,8 @@ DEMO_METHOD   ?= transformer
 # screen for the desktop test, pdftoppm for the map-export test.
 APT_PACKAGES  := python3-qgis qgis-providers qgis xvfb xauth poppler-utils python3-venv
 export QT_QPA_PLATFORM ?= offscreen
+QGIS_PROFILE       ?= default
+QGIS_PROFILES_PATH ?=
 
 .PHONY: setup test demo bench lint package install-plugin clean
 
@@ -50,6 +52,12 @@ bench: setup
 
 lint: setup
 	$(VENV)/bin/ruff check core geoanomaly_qgis tests
+
+package:
+	$(SYSTEM_PYTHON) resources/tools/package_plugin.py --out dist/geoanomaly_qgis.zip
+
+install-plugin: setup
+	$(PY) resources/tools/install_plugin.py --profile $(QGIS_PROFILE) $(if $(QGIS_PROFILES_PATH),--profiles-path $(QGIS_PROFILES_PATH))
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info $(DEMO_OUT) bench_output test-artifacts .pytest_cache .ruff_cache

@@ -143,3 +143,28 @@ def test_bad_input_gives_one_clear_line_and_exit_2(tmp_path, sed1_samples, case)
     assert "Traceback" not in result.stderr
     assert not out.exists() or not any(out.iterdir())
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_geopackage_input_with_x_y_attributes(tmp_path):
+    """GeoPackage field names ignore case: input attributes X/Y must not clash with the output's x/y."""
+    import geopandas as gpd
+
+    from tests.synthetic import synthetic_survey
+
+    frame, _ = synthetic_survey(n=60)
+    gdf = gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame.X, frame.Y), crs=28350)
+    path = tmp_path / "samples.gpkg"
+    gdf.to_file(path, driver="GPKG")
+    assert main(["detect", "--method", "pca", "--samples", str(path), "--out", str(tmp_path / "o"),
+                 "--progress", "none"]) == 0
+    points = gpd.read_file(tmp_path / "o" / "scores.gpkg")
+    assert {"X_input", "Y_input", "x", "y"} <= set(points.columns)
+
+
+def test_progress_reaches_the_end_of_the_bar(detect_run):
+    _, result = detect_run
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    overall = [e["overall"] for e in events if "overall" in e]
+    assert overall == sorted(overall)  # never moves backwards
+    last_stage = [e for e in events if e["event"] == "stage"][-1]
+    assert last_stage["stage"] == "grid" and 0.8 <= last_stage["overall"] < 1.0

@@ -66,12 +66,12 @@ def run(args: argparse.Namespace, progress) -> int:
     baselines = _baselines(args)
     record = RunRecord("detect", vars(args))
     with atomic_output_dir(args.out) as staging:
-        progress.stage("read", f"Reading {Path(args.samples).name}", weight=0.05)
+        progress.stage("read", f"Reading {Path(args.samples).name}", weight=_stage_weights(False, False)["read"])
         table = read_samples_from_args(args)
         deposits = read_deposits(args.deposits, table.work_crs, crs=args.deposits_crs) if args.deposits else None
         progress.log(f"{len(table)} samples; distances in {table.work_crs.name}")
 
-        progress.stage("preprocess", "Preparing assays", weight=0.05)
+        progress.stage("preprocess", "Preparing assays", weight=_stage_weights(False, False)["preprocess"])
         preprocessor = preprocessor_from_args(args)
         prepared = preprocessor.fit_transform(table)
         dropped = preprocessor.dropped_()
@@ -84,7 +84,8 @@ def run(args: argparse.Namespace, progress) -> int:
         device_line = describe_device(resolve_device(args.device)) if _uses_torch(detector) else "cpu"
         progress.log(f"Detector {args.method} on {device_line}")
         record["device"] = device_line
-        fit_weight = 0.7 if _uses_torch(detector) else 0.4
+        weights = _stage_weights(_uses_torch(detector), deposits is not None)
+        fit_weight = weights["fit"]
         if hasattr(detector, "report_stages"):
             # The transformer reports each generation as its own stage ("generation 2/4"); hand it the fit share.
             detector.report_stages(fit_weight)
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace, progress) -> int:
         detector.fit(prepared, progress)
         record.stop_timer("fit")
 
-        progress.stage("score", "Scoring samples", weight=0.05)
+        progress.stage("score", "Scoring samples", weight=weights["score"])
         record.start_timer("score")
         scores = detector.score(prepared)
         details = detector.score_details(prepared)
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace, progress) -> int:
 
         metrics: dict = {}
         if deposits is not None:
-            progress.stage("evaluate", "Evaluating against deposits", weight=0.15)
+            progress.stage("evaluate", "Evaluating against deposits", weight=weights["evaluate"])
             compared = {args.method: scores, **{f"readout:{k}": v for k, v in readouts.items()}}
             for i, name in enumerate(baselines):
                 progress.update(i / max(len(baselines), 1), f"baseline {name}")
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace, progress) -> int:
             write_success_rate(prepared.xy, {k: v for k, v in compared.items() if not k.startswith("readout:")},
                                deposits, staging, title=f"Success rate — {args.method}")
 
-        progress.stage("grid", "Gridding the scores", weight=0.1)
+        progress.stage("grid", "Gridding the scores", weight=weights["grid"])
         grid = grid_samples(prepared.xy, scores, cell=args.cell, max_distance=args.max_distance,
                             band_names=["anomaly_score"], crs=table.work_crs)
         grid.write(staging / "anomaly_score.tif")
@@ -170,6 +171,14 @@ def score_columns(scores: np.ndarray, details: dict[str, np.ndarray], elements: 
             for j, element in enumerate(elements):
                 columns[f"{name}_{element}"] = values[:, j]
     return columns
+
+
+def _stage_weights(deep: bool, evaluate: bool) -> dict[str, float]:
+    """Each stage's share of the progress bar, summing to 1 (training dominates deep runs)."""
+    weights = {"read": 0.05, "preprocess": 0.05, "fit": 0.75 if deep else 0.35, "score": 0.05,
+               "evaluate": (0.05 if deep else 0.35) if evaluate else 0.0}
+    weights["grid"] = 1.0 - sum(weights.values())
+    return weights
 
 
 def _baselines(args) -> list[str]:

@@ -21,6 +21,9 @@ def scores_frame(table: SampleTable, columns: dict[str, np.ndarray], keep_assays
     attributes = table.frame[[c for c in table.frame.columns if keep_assays or c not in assays]]
     attributes = attributes.drop(columns=[c for c in (table.x_column, table.y_column, "x", "y") if c in attributes])
     out = pd.DataFrame({"x": table.x, "y": table.y, "sample_row": np.arange(len(table))})
+    # GeoPackage field names ignore case: an attribute "X" would clash with "x".
+    taken = {name.lower() for name in [*out.columns, *columns]}
+    attributes = attributes.rename(columns={c: f"{c}_input" for c in attributes.columns if str(c).lower() in taken})
     out = pd.concat([out, attributes.reset_index(drop=True)], axis=1)
     for name, values in columns.items():
         out[name] = values
@@ -39,5 +42,6 @@ def write_scores(frame: pd.DataFrame, crs, folder: str | Path, stem: str = "scor
     for col in gdf.columns:
         if col != "geometry" and gdf[col].dtype == object:
             gdf[col] = gdf[col].astype("string")
-    gdf.to_file(gpkg_path, layer=stem, driver="GPKG")
+    # GeoPackage 1.2: QGIS 3.22 warns that newer versions "may only be partially supported".
+    gdf.to_file(gpkg_path, layer=stem, driver="GPKG", VERSION="1.2")
     return {"csv": csv_path, "gpkg": gpkg_path}

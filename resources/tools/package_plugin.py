@@ -61,7 +61,8 @@ def plugin_entries(repo: Path = REPO) -> list[tuple[Path, str]]:
 
 def _tree(root: Path, prefix: str) -> list[tuple[Path, str]]:
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    # followlinks: the icons, styles and metadata.txt live at the repository top and are linked in.
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
         for filename in sorted(filenames):
             path = Path(dirpath) / filename
