@@ -15,6 +15,7 @@ from .processing.base import ICONS_DIR
 from .processing.provider import ALGORITHMS, GeoAnomalyProvider
 
 MENU_TITLE = "&GeoAnomaly"
+EXPORT_CURRENT_RUN = "Export prospectivity map (current run)"
 
 
 class GeoAnomalyPlugin:
@@ -55,6 +56,14 @@ class GeoAnomalyPlugin:
             self.toolbar.addAction(action)
             self.menu.addAction(action)
             self.actions.append(action)
+        # One click: the map of the current prospectivity run (geoanomaly_qgis/current_run.py).
+        export = QAction(QIcon(str(ICONS_DIR / "export_map.svg")), EXPORT_CURRENT_RUN, main_window)
+        export.setObjectName("geoanomaly_export_current_run")
+        export.setToolTip("GeoAnomaly: export the PDF and PNG map of the current prospectivity run into its folder")
+        export.triggered.connect(lambda _checked=False: self.export_current_run())
+        self.toolbar.addAction(export)
+        self.menu.addAction(export)
+        self.actions.append(export)
         self.menu.addSeparator()
         settings = QAction(QIcon(str(ICONS_DIR / "settings.svg")), "Settings…", main_window)
         settings.setObjectName("geoanomaly_settings")
@@ -100,6 +109,12 @@ class GeoAnomalyPlugin:
             return
         self._dialogs = [d for d in self._dialogs if d.isVisible()] + [dialog]
         dialog.show()
+
+    def export_current_run(self) -> None:
+        """One click: the current prospectivity run's map as PDF and PNG, reported in the message bar."""
+        from .current_run import export_current_run
+
+        export_current_run(self.iface)
 
     def open_settings(self) -> None:
         from .settings import SettingsDialog

@@ -78,7 +78,8 @@ def test_plugin_is_installed_from_the_zip_and_enabled(desktop_run):
     assert "error" not in report, report.get("error") or report
     assert not desktop_run["installed"].is_symlink()
     assert report["plugin_loaded"] and report["provider"]
-    expected = ["Samples → anomalies", "Grid samples to raster", "Evaluate against deposits", "Settings…"]
+    expected = ["Samples → anomalies", "Grid samples to raster", "Evaluate against deposits",
+                "Export prospectivity map (current run)", "Settings…"]
     for label in expected:
         assert label in report["toolbar_actions"], report["toolbar_actions"]
         assert label in report["menu_actions"], report["menu_actions"]
