@@ -138,3 +138,13 @@ def test_too_few_samples(tmp_path):
     table = _table(tmp_path, _frame(5, Cu_ppm=np.arange(5) + 1.0, Zn_ppm=np.arange(5) + 2.0))
     with pytest.raises(InvalidInputError, match="too few"):
         Preprocessor().fit(table)
+
+
+def test_colocated_samples_are_counted():
+    from core.preprocess.duplicates import colocated_report
+
+    xy = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [10.0, 0.0], [20.0, 0.0]])
+    values = np.array([[1.0, 2.0], [1.0, 2.0], [1.0, 3.0], [1.0, 2.0], [5.0, 5.0]])
+    report = colocated_report(xy, values)
+    # Three rows share a location, two of them with identical assays; row 3 has the same assays elsewhere.
+    assert report == {"samples": 5, "locations": 3, "sharing_a_location": 3, "identical_to_a_co_located_sample": 2}

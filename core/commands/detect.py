@@ -25,13 +25,13 @@ from core.commands._options import (
     preprocessor_from_args,
     read_samples_from_args,
 )
-from core.device import describe_device, resolve_device
 from core.errors import InvalidInputError
 from core.evaluate.report import evaluate_scores, write_success_rate
 from core.grid.idw import grid_samples
 from core.io.atomic import atomic_output_dir
 from core.io.samples import read_deposits
 from core.io.scores import scores_frame, write_scores
+from core.preprocess.duplicates import colocated_report
 from core.runrecord import RunRecord
 
 NAME = "detect"
@@ -79,11 +79,15 @@ def run(args: argparse.Namespace, progress) -> int:
                      f"{len(dropped)} dropped")
         for entry in dropped:
             progress.log(f"  dropped {entry['element']}: {entry['reason']}")
+        colocated = colocated_report(prepared.xy, prepared.values)
+        if colocated["identical_to_a_co_located_sample"]:
+            progress.warn(f"{colocated['sharing_a_location']} samples share a location with another; "
+                          f"{colocated['identical_to_a_co_located_sample']} have identical assays to a co-located "
+                          "sample (probably one sample compiled twice): such twins are not independent evidence")
 
         detector: Detector = method.from_args(args)
-        device_line = describe_device(resolve_device(args.device)) if _uses_torch(detector) else "cpu"
-        progress.log(f"Detector {args.method} on {device_line}")
-        record["device"] = device_line
+        # Deep models log their device (and thread count) themselves, before training starts.
+        progress.log(f"Detector {args.method}" + ("" if _uses_torch(detector) else " on cpu"))
         weights = _stage_weights(_uses_torch(detector), deposits is not None)
         fit_weight = weights["fit"]
         if hasattr(detector, "report_stages"):
@@ -94,6 +98,7 @@ def run(args: argparse.Namespace, progress) -> int:
         record.start_timer("fit")
         detector.fit(prepared, progress)
         record.stop_timer("fit")
+        record["device"] = getattr(detector, "history_", {}).get("device", "cpu")
 
         progress.stage("score", "Scoring samples", weight=weights["score"])
         record.start_timer("score")
@@ -140,6 +145,7 @@ def run(args: argparse.Namespace, progress) -> int:
                              "crs": table.crs.to_string(), "work_crs": table.work_crs.to_string()}
         record["preprocessing"] = preprocessor.to_dict()["report"]
         record["elements"] = prepared.elements
+        record["colocated_samples"] = colocated
         record["grid"] = {"cell_m": grid.cell, "max_distance_m": grid.max_distance}
         record["training"] = getattr(detector, "history_", {})
         record["metrics"] = metrics
