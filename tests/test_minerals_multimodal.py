@@ -93,10 +93,12 @@ def test_heads_follow_the_available_properties_and_the_bottleneck_is_stochastic(
         assert c["weights"][0, 1] == 0 and (c["weights"][1:, 1] > 0).all()  # no property -> no property weight
         # each sample's logits come from the head of its property combination
         features = model.image_branch(images)
+        for head in model.heads:  # give the per-combination heads distinct weights
+            torch.nn.init.normal_(head.weight)
         full = model.fuse(features, props)
         mu = full["mu"]
-        assert torch.allclose(full["logits"][4], model.heads[7](mu[4]))
-        assert torch.allclose(full["logits"][0], model.heads[0](mu[0]))
+        assert torch.allclose(full["logits"][4], model.shared_head(mu[4]) + model.heads[7](mu[4]), atol=1e-5)
+        assert torch.allclose(full["logits"][0], model.shared_head(mu[0]) + model.heads[0](mu[0]), atol=1e-5)
 
 
 def test_training_and_the_robustness_table(tiny_photo_set):  # noqa: F811

@@ -55,12 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--warmup-epochs", type=int, default=10, help="one-cycle warm-up epochs (default 10)")
     train.add_argument("--epochs", type=int, default=30, help="multimodal epochs (default 30)")
     train.add_argument("--lr", type=float, help="peak learning rate (default: 0.002 with --weights, 0.05 from scratch; "
-                                                 "multimodal 0.001 with AdamW)")
+                                                 "multimodal 0.005 with AdamW)")
     train.add_argument("--crt-lr", type=float, default=1e-3, help="cRT learning rate (default 0.001)")
     train.add_argument("--missing-rate", type=float, default=0.5, help="multimodal: share of specimens trained with "
                                                                       "some properties removed (default 0.5)")
     train.add_argument("--error-rate", type=float, default=0.3, help="multimodal: share of specimens trained with wrong "
                                                                     "properties (default 0.3)")
+    train.add_argument("--beta", type=float, default=1e-3, help="multimodal: weight of the bottleneck's KL term "
+                                                               "(default 0.001)")
     _split_options(train)
     train.add_argument("--restart", action="store_true", help="ignore checkpoints of an interrupted run and start again")
 
@@ -253,8 +255,8 @@ def _train_multimodal(args, collection, device, progress, record):
         if not args.weights:
             progress.warn("no --photo-model or --weights: the frozen backbone is random, so the photo branch will be weak")
     config = MultimodalConfig(arch=arch, image_size=args.image_size, batch_size=args.batch_size or 64,
-                              epochs=args.epochs, lr=args.lr or 1e-3, missing_rate=args.missing_rate,
-                              error_rate=args.error_rate, seed=args.seed, num_workers=args.workers)
+                              epochs=args.epochs, lr=args.lr or 5e-3, missing_rate=args.missing_rate,
+                              error_rate=args.error_rate, beta=args.beta, seed=args.seed, num_workers=args.workers)
     record["config"] = asdict(config)
     trainer = MultimodalTrainer(config, device, progress)
     network = trainer.fit(collection, backbone)

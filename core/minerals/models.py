@@ -173,7 +173,7 @@ class MultimodalIdentifier(nn.Module):
     - variational information bottleneck: fused features -> (mu, log var) of a
       ``bottleneck``-d Gaussian, sampled in training (mean at prediction), with
       ``KL(q(z|x) || N(0, I))`` in the loss;
-    - one linear head on z per combination of available properties.
+    - one linear head on z per combination of available properties (added to a shared head).
     """
 
     def __init__(self, backbone: nn.Module, n_classes: int, property_features: int = 36,
@@ -194,7 +194,13 @@ class MultimodalIdentifier(nn.Module):
                                      nn.Linear(hidden, 2 * bottleneck))
         with torch.no_grad():  # start nearly deterministic (sigma ~ 0.05); the KL term decides how much noise to keep
             self.encoder[-1].bias[bottleneck:].fill_(-6.0)
+        # One head per combination of available properties, as a zero-initialised correction of a
+        # shared head: rare combinations start from (and keep learning through) what all photos taught.
+        self.shared_head = nn.Linear(bottleneck, n_classes)
         self.heads = nn.ModuleList(nn.Linear(bottleneck, n_classes) for _ in range(N_COMBINATIONS))
+        for head in self.heads:
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
         self.bottleneck = bottleneck
 
     def forward(self, images: torch.Tensor, properties: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -219,7 +225,7 @@ class MultimodalIdentifier(nn.Module):
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var) if self.training else mu
         all_logits = torch.stack([head(z) for head in self.heads], dim=1)  # (n, 8, C)
         combo = combination_index(properties)
-        logits = all_logits[torch.arange(len(combo)), combo]
+        logits = self.shared_head(z) + all_logits[torch.arange(len(combo)), combo]
         return {"logits": logits, "image_logits": image_logits, "property_logits": property_logits,
                 "mu": mu, "log_var": log_var, "weights": weights}
 

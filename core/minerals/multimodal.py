@@ -12,6 +12,7 @@ codes would otherwise give the label away.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ from core.minerals.models import (
     multimodal_loss,
 )
 from core.minerals.properties import PROPERTY_NAMES
+from core.minerals.samplers import class_balanced_batches, uniform_batches
 from core.progress import Progress, SilentProgress
 
 ERROR_RATES = (0.0, 0.3, 0.6)
@@ -37,9 +39,12 @@ class MultimodalConfig:
     image_size: int = 224
     batch_size: int = 64
     epochs: int = 30
-    lr: float = 1e-3  # AdamW, as usual for the few parameters of a parameter-efficient model
+    lr: float = 5e-3  # AdamW: the few parameters of a parameter-efficient model, new heads included
     weight_decay: float = 1e-4
-    logit_adjust: bool = True  # logit-adjusted CE (long-tailed training photos)
+    # "balanced": class-balanced batches (4 photos per mineral) and plain CE, so the rare minerals -
+    # often the ones only properties can separate from a common lookalike - are seen as often as the
+    # common ones; "uniform": every photo once per epoch with logit-adjusted CE.
+    sampling: str = "balanced"
     missing_rate: float = 0.5
     error_rate: float = 0.3
     beta: float = 1e-3
@@ -78,15 +83,25 @@ class MultimodalTrainer:
                                      cfg.bottleneck).to(self.device)
         train_idx = collection.indices("train")
         dataset = PhotoDataset(collection, train_idx, cfg.image_size, train=True)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
-                                             num_workers=cfg.num_workers, generator=generator)
+        labels_train = collection.labels[train_idx]
+        rng = np.random.default_rng([cfg.seed, 3])
+        per_epoch = max(1, math.ceil(len(train_idx) / cfg.batch_size))
+
+        def epoch_batches():
+            if cfg.sampling == "balanced":
+                return class_balanced_batches(labels_train, cfg.batch_size, rng, 4, per_epoch)
+            return uniform_batches(len(train_idx), cfg.batch_size, rng)
+
         optimiser = torch.optim.AdamW(trainable_parameters(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        log_prior = log_class_prior(collection.class_counts("train")).to(self.device) if cfg.logit_adjust else None
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, cfg.epochs * len(loader)))
+        log_prior = (log_class_prior(collection.class_counts("train")).to(self.device)
+                     if cfg.sampling == "uniform" else None)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, cfg.epochs * per_epoch))
         self.progress.stage("multimodal", "Multimodal model: SSF + property encoder + variational bottleneck", weight=1.0)
         for epoch in range(cfg.epochs):
             model.train()
             total, count = 0.0, 0
+            batches = [b.tolist() for b in epoch_batches()]
+            loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=cfg.num_workers)
             for images, labels, properties in loader:
                 properties = corrupt_properties(properties, cfg.missing_rate, cfg.error_rate, generator)
                 images, labels, properties = images.to(self.device), labels.to(self.device), properties.to(self.device)
