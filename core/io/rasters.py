@@ -149,6 +149,65 @@ def _to_nan(values: np.ndarray, nodata) -> np.ndarray:
     return values
 
 
+@dataclass
+class RasterFiles:
+    """One multi-band file or several files on one grid, with the bands chosen; nothing read yet."""
+
+    paths: list[Path]
+    band_names: list[str]
+    band_index: list[int]  # into the bands of all files, concatenated
+    transform: Affine
+    crs: object
+    rows: int
+    cols: int
+    block_rows: int = 512
+
+    @classmethod
+    def open(cls, paths: Sequence[str | Path], bands: Sequence[str | int] | None = None,
+             block_rows: int = 512) -> RasterFiles:
+        """Check that the files share one grid and pick the bands (names or 1-based numbers)."""
+        paths = [Path(p) for p in paths]
+        if not paths:
+            raise InvalidInputError("no raster files given")
+        names: list[str] = []
+        reference = None
+        for path in paths:
+            with _open(path) as src:
+                grid = (src.crs, src.transform, src.width, src.height)
+                if reference is None:
+                    reference = (path, grid)
+                else:
+                    _check_same_grid(reference[0], reference[1], path, grid)
+                names.extend(_band_names(src, path))
+        if bands is None:
+            index = list(range(len(names)))
+        else:
+            duplicated = sorted({n for n in names if names.count(n) > 1})
+            if duplicated:
+                raise InvalidInputError(
+                    f"band name(s) {', '.join(duplicated)} occur more than once in {', '.join(map(str, paths))}")
+            index = [_band_index(b, names, paths) for b in bands]
+        crs, transform, width, height = reference[1]
+        return cls(paths, [names[i] for i in index], index, transform, crs, height, width, block_rows)
+
+    @property
+    def bands(self) -> int:
+        return len(self.band_index)
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the chosen bands in memory as float32."""
+        return self.bands * self.rows * self.cols * 4
+
+    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(first_row, values)`` for successive blocks of rows; values (bands, n, cols) float32, NaN = nodata."""
+        streams = [iter_windows(path, self.block_rows) for path in self.paths]
+        for parts in zip(*streams):
+            window = parts[0][0]
+            values = np.concatenate([block for _, block in parts], axis=0) if len(parts) > 1 else parts[0][1]
+            yield int(window.row_off), values[self.band_index]
+
+
 def read_raster_stack(
     paths: str | os.PathLike | Sequence[str | os.PathLike], bands: Sequence[str | int] | None = None
 ) -> RasterStack:
@@ -159,39 +218,20 @@ def read_raster_stack(
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise InvalidInputError("no raster files given")
-    reference = None
-    names: list[str] = []
-    arrays: list[np.ndarray] = []
-    for path in paths:
+    files = RasterFiles.open(paths, bands)
+    arrays = []
+    for path in files.paths:
         with _open(path) as src:
-            grid = (src.crs, src.transform, src.width, src.height)
-            if reference is None:
-                reference = (path, grid)
-            else:
-                _check_same_grid(reference[0], reference[1], path, grid)
-            names.extend(_band_names(src, path))
             arrays.append(_to_nan(src.read(), src.nodata))
     values = np.concatenate(arrays, axis=0) if len(arrays) > 1 else arrays[0]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated and bands is not None:
-        raise InvalidInputError(
-            f"band name(s) {', '.join(duplicated)} occur more than once in {', '.join(map(str, paths))}"
-        )
-    if bands is not None:
-        index = [_band_index(b, names, paths) for b in bands]
-        values = values[index]
-        names = [names[i] for i in index]
-    _, (crs, transform, _, _) = reference
+    values = values[files.band_index] if bands is not None else values
     return RasterStack(
         values=values,
-        transform=transform,
-        crs=crs,
-        band_names=names,
+        transform=files.transform,
+        crs=files.crs,
+        band_names=files.band_names,
         valid_mask=np.isfinite(values).all(axis=0),
-        paths=[str(p) for p in paths],
+        paths=[str(p) for p in files.paths],
     )
 
 

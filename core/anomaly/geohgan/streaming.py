@@ -20,83 +20,20 @@ and the 3-band score array live in memory; the input bands never do at once.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from affine import Affine
 
 from core.anomaly.geohgan.detector import GeoHganDetector
 from core.anomaly.geohgan.normalise import BandNormaliser
 from core.anomaly.geohgan.scoring import SCORE_NAMES
 from core.anomaly.geohgan.tiles import TileLayout, gather_tiles, valid_fraction
 from core.errors import InvalidInputError
-from core.io.rasters import _band_index, _band_names, _check_same_grid, _open, iter_windows
+from core.io.rasters import RasterFiles
 from core.progress import Progress, SilentProgress
 
 # Cells sampled to fit the normalisation, and the memory the training tiles may take.
 MAX_SAMPLE_CELLS = 2_000_000
 MAX_TRAINING_TILE_BYTES = 512 * 1024 * 1024
-
-
-@dataclass
-class RasterFiles:
-    """One multi-band file or several files on one grid, with the bands chosen; nothing read yet."""
-
-    paths: list[Path]
-    band_names: list[str]
-    band_index: list[int]  # into the bands of all files, concatenated
-    transform: Affine
-    crs: object
-    rows: int
-    cols: int
-    block_rows: int = 512
-
-    @classmethod
-    def open(cls, paths: Sequence[str | Path], bands: Sequence[str | int] | None = None,
-             block_rows: int = 512) -> RasterFiles:
-        """Check that the files share one grid and pick the bands (names or 1-based numbers)."""
-        paths = [Path(p) for p in paths]
-        if not paths:
-            raise InvalidInputError("no raster files given")
-        names: list[str] = []
-        reference = None
-        for path in paths:
-            with _open(path) as src:
-                grid = (src.crs, src.transform, src.width, src.height)
-                if reference is None:
-                    reference = (path, grid)
-                else:
-                    _check_same_grid(reference[0], reference[1], path, grid)
-                names.extend(_band_names(src, path))
-        if bands is None:
-            index = list(range(len(names)))
-        else:
-            duplicated = sorted({n for n in names if names.count(n) > 1})
-            if duplicated:
-                raise InvalidInputError(
-                    f"band name(s) {', '.join(duplicated)} occur more than once in {', '.join(map(str, paths))}")
-            index = [_band_index(b, names, paths) for b in bands]
-        crs, transform, width, height = reference[1]
-        return cls(paths, [names[i] for i in index], index, transform, crs, height, width, block_rows)
-
-    @property
-    def bands(self) -> int:
-        return len(self.band_index)
-
-    @property
-    def nbytes(self) -> int:
-        """Size of the chosen bands in memory as float32."""
-        return self.bands * self.rows * self.cols * 4
-
-    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
-        """``(first_row, values)`` for successive blocks of rows; values (bands, n, cols) float32, NaN = nodata."""
-        streams = [iter_windows(path, self.block_rows) for path in self.paths]
-        for parts in zip(*streams):
-            window = parts[0][0]
-            values = np.concatenate([block for _, block in parts], axis=0) if len(parts) > 1 else parts[0][1]
-            yield int(window.row_off), values[self.band_index]
 
 
 class _RowReader:
