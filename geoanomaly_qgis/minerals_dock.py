@@ -135,6 +135,12 @@ class MineralDock(QDockWidget):
         form.addRow("Model", model_row)
         layout.addLayout(form)
 
+        # Training on a CPU with the published schedule (ResNet-50, 224 px, ~110 epochs) takes days;
+        # a quick trial gives a usable model on a laptop in minutes to hours.
+        self.training_size = _choices(body, TRAINING_SIZES)
+        self.training_size.setToolTip("How big a model Train… fits: a quick trial on a CPU, or the published schedule")
+        form.addRow("Training", self.training_size)
+
         buttons = QHBoxLayout()
         self.identify_button = QPushButton("Identify", body)
         self.identify_button.clicked.connect(self.identify)
@@ -252,7 +258,8 @@ class MineralDock(QDockWidget):
 
     def train_arguments(self, data: str, out: str, kind: str = "longtail") -> list[str]:
         argv = ["minerals", "train", "--data", data, "--out", out, "--model", kind, "--device", default_device()]
-        return argv + list(self.extra_train_arguments)
+        size = self.training_size.currentData()
+        return argv + list(TRAINING_ARGUMENTS.get(size, [])) + list(self.extra_train_arguments)
 
     def train(self, data: str, out: str, kind: str = "longtail") -> None:
         """Train in the background (task manager: progress, Cancel); the new model is then offered."""
@@ -279,6 +286,15 @@ class MineralDock(QDockWidget):
             QgsApplication.taskManager().addTask(task)
         else:
             task.finished(task.run())
+
+
+TRAINING_SIZES = [("quick", "Quick trial (ResNet-18, 128 px, 25 epochs)"),
+                  ("full", "Full (ResNet-50, 224 px, published schedule)")]
+TRAINING_ARGUMENTS = {
+    "quick": ["--backbone", "resnet18", "--image-size", "128", "--fea-epochs", "12", "--cfl-epochs", "8",
+              "--crt-epochs", "5", "--warmup-epochs", "2", "--batch-size", "64"],
+    "full": [],
+}
 
 
 def _choices(parent: QWidget, options: list[tuple[str, str]]) -> QComboBox:

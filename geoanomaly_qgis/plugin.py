@@ -16,6 +16,7 @@ from .processing.provider import ALGORITHMS, GeoAnomalyProvider
 
 MENU_TITLE = "&GeoAnomaly"
 EXPORT_CURRENT_RUN = "Export prospectivity map (current run)"
+MINERAL_DOCK = "Mineral identification"
 
 
 class GeoAnomalyPlugin:
@@ -27,6 +28,7 @@ class GeoAnomalyPlugin:
         self.actions: list[QAction] = []
         self._dialogs: list = []  # open algorithm dialogs (non-modal) kept alive here
         self.options_factory = None
+        self.mineral_dock = None
 
     # Called by QGIS (and by qgis_process, which has no GUI) for hasProcessingProvider=yes.
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API name
@@ -64,6 +66,14 @@ class GeoAnomalyPlugin:
         self.toolbar.addAction(export)
         self.menu.addAction(export)
         self.actions.append(export)
+        # The mineral identification side panel (geoanomaly_qgis/minerals_dock.py), made on first use.
+        minerals = QAction(QIcon(str(ICONS_DIR / "minerals.svg")), MINERAL_DOCK, main_window)
+        minerals.setObjectName("geoanomaly_mineral_identification")
+        minerals.setToolTip("GeoAnomaly: identify a mineral from a specimen photo, or train a model on your photos")
+        minerals.triggered.connect(lambda _checked=False: self.show_mineral_dock())
+        self.toolbar.addAction(minerals)
+        self.menu.addAction(minerals)
+        self.actions.append(minerals)
         self.menu.addSeparator()
         settings = QAction(QIcon(str(ICONS_DIR / "settings.svg")), "Settings…", main_window)
         settings.setObjectName("geoanomaly_settings")
@@ -80,6 +90,10 @@ class GeoAnomalyPlugin:
         menu_bar.insertMenu(help_menu.menuAction() if help_menu else None, self.menu)
 
     def unload(self) -> None:
+        if self.mineral_dock is not None:
+            self.iface.removeDockWidget(self.mineral_dock)
+            self.mineral_dock.deleteLater()
+            self.mineral_dock = None
         if self.options_factory is not None:
             self.iface.unregisterOptionsWidgetFactory(self.options_factory)
             self.options_factory = None
@@ -115,6 +129,18 @@ class GeoAnomalyPlugin:
         from .current_run import export_current_run
 
         export_current_run(self.iface)
+
+    def show_mineral_dock(self) -> None:
+        """Show (creating once) the Mineral identification dock on the right."""
+        if self.mineral_dock is None:
+            from qgis.PyQt.QtCore import Qt
+
+            from .minerals_dock import MineralDock
+
+            self.mineral_dock = MineralDock(self.iface.mainWindow())
+            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.mineral_dock)
+        self.mineral_dock.show()
+        self.mineral_dock.raise_()
 
     def open_settings(self) -> None:
         from .settings import SettingsDialog

@@ -92,3 +92,14 @@ def test_cancelled_training_stops_the_worker_and_writes_nothing(qgis_app, photos
     task.finished(task.run())
     assert outcome == {"result": None, "error": "Cancelled."}
     assert not (tmp_path / "never").exists()
+
+
+def test_training_defaults_to_a_quick_cpu_trial_and_can_ask_for_the_full_schedule(qgis_app):  # noqa: F811
+    from geoanomaly_qgis.minerals_dock import MineralDock
+
+    dock = MineralDock(run_in_background=False)
+    quick = dock.train_arguments("photos", "model")
+    assert quick[quick.index("--backbone") + 1] == "resnet18" and "--image-size" in quick
+    dock.training_size.setCurrentIndex(dock.training_size.findData("full"))
+    full = dock.train_arguments("photos", "model")
+    assert "--backbone" not in full  # the engine's defaults: ResNet-50, 224 px, published epochs

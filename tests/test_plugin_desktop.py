@@ -79,10 +79,11 @@ def test_plugin_is_installed_from_the_zip_and_enabled(desktop_run):
     assert not desktop_run["installed"].is_symlink()
     assert report["plugin_loaded"] and report["provider"]
     expected = ["Samples → anomalies", "Grid samples to raster", "Evaluate against deposits",
-                "Export prospectivity map (current run)", "Settings…"]
+                "Export prospectivity map (current run)", "Mineral identification", "Settings…"]
     for label in expected:
         assert label in report["toolbar_actions"], report["toolbar_actions"]
         assert label in report["menu_actions"], report["menu_actions"]
+    assert report.get("mineral_dock_visible"), "the Mineral identification button did not show its dock"
 
 
 def test_run_results_are_loaded_grouped_and_styled(desktop_run):

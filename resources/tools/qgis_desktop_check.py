@@ -29,7 +29,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QTimer
-from qgis.PyQt.QtWidgets import QApplication, QMenu, QToolBar
+from qgis.PyQt.QtWidgets import QAction, QApplication, QDockWidget, QMenu, QToolBar
 from qgis.utils import iface, plugins
 
 OUT = Path(os.environ["GEOANOMALY_DESKTOP_OUT"])
@@ -71,6 +71,12 @@ def run_algorithm():
     report["toolbar_actions"] = [a.text() for a in toolbar.actions()] if toolbar else None
     menu = mw.findChild(QMenu, "GeoAnomalyMenu")
     report["menu_actions"] = [a.text() for a in menu.actions() if a.text()] if menu else None
+    # The toolbar button opens the mineral identification side panel.
+    mineral_action = mw.findChild(QAction, "geoanomaly_mineral_identification")
+    if mineral_action is not None:
+        mineral_action.trigger()
+        dock = mw.findChild(QDockWidget, "GeoAnomalyMineralDock")
+        report["mineral_dock_visible"] = bool(dock is not None and dock.isVisible())
 
     samples = csv_layer("samples.csv", "GSWA sed1 samples")
     deposits = csv_layer("deposits.csv", "Known Au deposits")
