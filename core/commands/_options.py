@@ -21,6 +21,13 @@ def add_sample_arguments(parser: argparse.ArgumentParser, required: bool = True)
                                           "else the local UTM zone)")
 
 
+def add_deposit_arguments(parser, required: bool = False,
+                          help: str = "known deposits (points) to evaluate the scores against") -> None:
+    """``--deposits FILE`` and ``--deposits-crs`` (``parser`` may be an argument group)."""
+    parser.add_argument("--deposits", required=required, metavar="FILE", help=help)
+    parser.add_argument("--deposits-crs", help="CRS of a deposits CSV whose coordinates are not lon/lat")
+
+
 def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("preprocessing")
     group.add_argument("--elements", type=_comma_list, help="comma-separated elements or columns (default: every "

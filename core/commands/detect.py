@@ -20,6 +20,7 @@ from core.anomaly.base import _REGISTRY, Detector, _import_detector_modules
 from core.anomaly.classical import CLASSICAL
 from core.anomaly.saved_model import save_model
 from core.commands._options import (
+    add_deposit_arguments,
     add_preprocess_arguments,
     add_sample_arguments,
     preprocessor_from_args,
@@ -43,8 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="detector: transformer, mahalanobis, isolation_forest, knn, ocsvm, pca")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     add_sample_arguments(parser)
-    parser.add_argument("--deposits", metavar="FILE", help="known deposits (points) to evaluate the scores against")
-    parser.add_argument("--deposits-crs", help="CRS of a deposits CSV whose coordinates are not lon/lat")
+    add_deposit_arguments(parser)
     add_preprocess_arguments(parser)
     parser.add_argument("--cell", type=float, help="cell size of the score raster in metres (default from sample spacing)")
     parser.add_argument("--max-distance", type=float,

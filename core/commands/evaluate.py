@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.commands._options import add_deposit_arguments
 from core.errors import InvalidCrsError, InvalidInputError
 from core.evaluate.auc import auc_protocol, cell_auc
 from core.evaluate.curves import (
@@ -47,8 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scored points (CSV with x/y columns in the file's CRS, GeoPackage, Shapefile) "
         "or a score GeoTIFF",
     )
-    parser.add_argument("--deposits", required=True, metavar="FILE", help="known deposits (points)")
-    parser.add_argument("--deposits-crs", help="CRS of a deposits CSV whose coordinates are not lon/lat")
+    add_deposit_arguments(parser, required=True, help="known deposits (points)")
     parser.add_argument(
         "--score-field",
         default="anomaly_score",

@@ -35,7 +35,7 @@ import numpy as np
 from core.anomaly.geohgan import SCORE_NAMES, GeoHganDetector, anom_filter, tukey_upper_fence
 from core.anomaly.geohgan.detector import GeoHganConfig
 from core.anomaly.geohgan.streaming import RasterFiles, cell_features, fit_files, score_files
-from core.commands._options import _comma_list
+from core.commands._options import _comma_list, add_deposit_arguments
 from core.device import describe_device, resolve_device
 from core.errors import InvalidCrsError, InvalidInputError
 from core.evaluate.auc import cell_auc
@@ -61,10 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bands", type=_comma_list, metavar="A,B,...",
                         help="bands to use, by name (band description or file name) or 1-based number "
                              "(default: all)")
-    parser.add_argument("--deposits", metavar="FILE",
-                        help="known deposits (points): choose the metric by cell AUC (uses deposit labels) "
-                             "and report AUCs")
-    parser.add_argument("--deposits-crs", help="CRS of a deposits CSV whose coordinates are not lon/lat")
+    add_deposit_arguments(parser, help="known deposits (points): choose the metric by cell AUC (uses deposit "
+                                       "labels) and report AUCs")
     parser.add_argument("--metric", choices=["auto", *SCORE_NAMES], default="auto",
                         help=f"score for AnomFilter: auto = {UNSUPERVISED_METRIC} without deposits, the best "
                              "cell AUC with deposits")

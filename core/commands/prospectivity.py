@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.commands._options import add_deposit_arguments
 from core.device import describe_device, resolve_device
 from core.errors import InvalidInputError
 from core.evaluate.curves import SuccessRateCurve, plot_success_rate, success_curve
@@ -72,8 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evidence band(s) whose scores are the soft labels: names or 1-based numbers, "
         "comma-separated, averaged after normalisation (default 1: the first band)",
     )
-    inputs.add_argument("--deposits", required=True, metavar="FILE", help="known deposits (points)")
-    inputs.add_argument("--deposits-crs", help="CRS of a deposits CSV whose coordinates are not lon/lat")
+    add_deposit_arguments(inputs, required=True, help="known deposits (points)")
     inputs.add_argument(
         "--labels",
         metavar="FILE",
