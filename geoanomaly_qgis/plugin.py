@@ -51,36 +51,21 @@ class GeoAnomalyPlugin:
             except Exception as exc:  # noqa: BLE001 - one broken algorithm must not take the plugin down
                 QgsMessageLog.logMessage(f"{algorithm_class.__name__}: {exc}", "GeoAnomaly", Qgis.Warning)
                 continue
-            action = QAction(algorithm.icon(), algorithm.displayName(), main_window)
-            action.setObjectName(f"geoanomaly_{algorithm.name()}")
-            action.setToolTip(f"GeoAnomaly: {algorithm.displayName()}")
-            action.triggered.connect(lambda _checked=False, name=algorithm.name(): self.open_algorithm(name))
-            self.toolbar.addAction(action)
-            self.menu.addAction(action)
-            self.actions.append(action)
+            self._add_action(algorithm.icon(), algorithm.displayName(), algorithm.name(),
+                             f"GeoAnomaly: {algorithm.displayName()}",
+                             lambda _checked=False, name=algorithm.name(): self.open_algorithm(name))
         # One click: the map of the current prospectivity run (geoanomaly_qgis/current_run.py).
-        export = QAction(QIcon(str(ICONS_DIR / "export_map.svg")), EXPORT_CURRENT_RUN, main_window)
-        export.setObjectName("geoanomaly_export_current_run")
-        export.setToolTip("GeoAnomaly: export the PDF and PNG map of the current prospectivity run into its folder")
-        export.triggered.connect(lambda _checked=False: self.export_current_run())
-        self.toolbar.addAction(export)
-        self.menu.addAction(export)
-        self.actions.append(export)
+        self._add_action(QIcon(str(ICONS_DIR / "export_map.svg")), EXPORT_CURRENT_RUN, "export_current_run",
+                         "GeoAnomaly: export the PDF and PNG map of the current prospectivity run into its folder",
+                         lambda _checked=False: self.export_current_run())
         # The mineral identification side panel (geoanomaly_qgis/minerals_dock.py), made on first use.
-        minerals = QAction(QIcon(str(ICONS_DIR / "minerals.svg")), MINERAL_DOCK, main_window)
-        minerals.setObjectName("geoanomaly_mineral_identification")
-        minerals.setToolTip("GeoAnomaly: identify a mineral from a specimen photo, or train a model on your photos")
-        minerals.triggered.connect(lambda _checked=False: self.show_mineral_dock())
-        self.toolbar.addAction(minerals)
-        self.menu.addAction(minerals)
-        self.actions.append(minerals)
+        self._add_action(QIcon(str(ICONS_DIR / "minerals.svg")), MINERAL_DOCK, "mineral_identification",
+                         "GeoAnomaly: identify a mineral from a specimen photo, or train a model on your photos",
+                         lambda _checked=False: self.show_mineral_dock())
         self.menu.addSeparator()
-        settings = QAction(QIcon(str(ICONS_DIR / "settings.svg")), "Settings…", main_window)
-        settings.setObjectName("geoanomaly_settings")
-        settings.triggered.connect(self.open_settings)
-        self.menu.addAction(settings)
-        self.toolbar.addAction(settings)
-        self.actions.append(settings)
+        self._add_action(QIcon(str(ICONS_DIR / "settings.svg")), "Settings…", "settings",
+                         "GeoAnomaly: engine interpreter, default device, Check engine",
+                         lambda _checked=False: self.open_settings())
         from .settings import GeoAnomalyOptionsFactory
 
         self.options_factory = GeoAnomalyOptionsFactory()
@@ -88,6 +73,17 @@ class GeoAnomalyPlugin:
         menu_bar = main_window.menuBar()
         help_menu = self.iface.helpMenu()
         menu_bar.insertMenu(help_menu.menuAction() if help_menu else None, self.menu)
+
+    def _add_action(self, icon: QIcon, text: str, name: str, tooltip: str, slot) -> QAction:
+        """One button on the GeoAnomaly toolbar and the same entry in its menu."""
+        action = QAction(icon, text, self.iface.mainWindow())
+        action.setObjectName(f"geoanomaly_{name}")
+        action.setToolTip(tooltip)
+        action.triggered.connect(slot)
+        self.toolbar.addAction(action)
+        self.menu.addAction(action)
+        self.actions.append(action)
+        return action
 
     def unload(self) -> None:
         if self.mineral_dock is not None:
