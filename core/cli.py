@@ -77,7 +77,7 @@ class _UnavailableCommand:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Keep BLAS/torch from oversubscribing small machines unless the user chose.
+    # Intel OpenMP prints informational warnings on stderr, which the plugin would show as noise.
     os.environ.setdefault("KMP_WARNINGS", "0")
     parser, modules = build_parser()
     args = parser.parse_args(argv)
