@@ -148,3 +148,12 @@ def test_colocated_samples_are_counted():
     report = colocated_report(xy, values)
     # Three rows share a location, two of them with identical assays; row 3 has the same assays elsewhere.
     assert report == {"samples": 5, "locations": 3, "sharing_a_location": 3, "identical_to_a_co_located_sample": 2}
+
+
+def test_location_groups_chain_samples_within_the_tolerance():
+    from core.preprocess.duplicates import location_groups
+
+    xy = np.array([[5.0, 0.0], [0.0, 0.0], [5.0, 0.0], [0.0, 0.5], [0.0, 0.9], [9.0, 9.0]])
+    np.testing.assert_array_equal(location_groups(xy, tolerance_m=0.6), [0, 1, 0, 1, 1, 2])
+    np.testing.assert_array_equal(location_groups(xy, tolerance_m=1e-3), [0, 1, 0, 2, 3, 4])
+    assert location_groups(np.zeros((0, 2))).shape == (0,)

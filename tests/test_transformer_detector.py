@@ -60,6 +60,35 @@ def test_save_load_gives_identical_scores_and_readouts(small_prepared, tmp_path)
         np.testing.assert_array_equal(before[key], after[key])
 
 
+def test_an_ensemble_averages_its_members_and_saves_every_one(small_prepared, tmp_path):
+    from core.anomaly.transformer.dataset import find_neighbours
+    from core.anomaly.transformer.trainer import predict_background
+
+    prepared, _ = small_prepared
+    ensemble = make_detector("transformer", **{**TINY, "ensemble": 2}).fit(prepared)
+    history = ensemble.history_
+    assert [(g["member"], g["generation"]) for g in history["generations"]] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    seeds = history["ensemble_seeds"]
+    assert seeds[0] == TINY["seed"] and len(set(seeds)) == 2
+    # member 0 is the single model of the same seed; the ensemble's background is the members' mean
+    single = make_detector("transformer", **TINY).fit(prepared)
+    members = ensemble._member_models(torch.device("cpu"))
+    context = find_neighbours(prepared.xy, TINY["neighbours"])
+    dataset = ensemble._dataset(prepared, context, torch.device("cpu"))
+    first, _ = predict_background(members[0][-1], dataset)
+    second, _ = predict_background(members[1][-1], dataset)
+    np.testing.assert_allclose(np.linalg.norm(prepared.values - first, axis=1), single.score(prepared), rtol=1e-6)
+    expected = np.linalg.norm(prepared.values - (first + second) / 2, axis=1)
+    np.testing.assert_allclose(ensemble.score(prepared), expected, rtol=1e-5)
+    assert not np.allclose(ensemble.score(prepared), single.score(prepared))
+    ensemble.save(tmp_path / "model")
+    assert (tmp_path / "model" / "transformer_member_1_generation_1.pt").exists()
+    loaded = Detector.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.score(prepared), ensemble.score(prepared))
+    with pytest.raises(InvalidInputError, match="ensemble"):
+        make_detector("transformer", ensemble=0)
+
+
 def test_readouts_per_generation_history_and_default_score(small_prepared):
     prepared, _ = small_prepared
     detector = make_detector("transformer", **{**TINY, "generations": 3}).fit(prepared)
@@ -157,15 +186,15 @@ def test_tiny_survey_through_the_command_line(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["detect", "--method", "transformer", "--samples", str(samples), "--crs", "EPSG:32750",
                  "--deposits", str(deposits), "--deposits-crs", "EPSG:32750", "--out", str(out),
-                 "--generations", "2", "--epochs", "3", "--neighbours", "8", "--d-model", "16",
+                 "--generations", "2", "--ensemble", "2", "--epochs", "3", "--neighbours", "8", "--d-model", "16",
                  "--device", "cpu", "--seed", "3", "--compare", "mahalanobis", "--progress", "json"])
     assert code == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     stages = [e["stage"] for e in events if e["event"] == "stage"]
-    assert "generation 1/2" in stages and "generation 2/2" in stages
+    assert stages.index("model 1/2, generation 1/2") < stages.index("model 2/2, generation 2/2")
     overall = [e["overall"] for e in events if "overall" in e]
     assert overall == sorted(overall) and overall[-1] <= 1.0
-    in_training = [e["overall"] for e in events if e.get("stage") == "generation 2/2"]
+    in_training = [e["overall"] for e in events if e.get("stage") == "model 2/2, generation 2/2"]
     assert in_training[-1] > in_training[0], "the bar moves during training"
     assert any("cpu" in e.get("message", "") for e in events if e["event"] == "log")
     scores = pd.read_csv(out / "scores.csv")
@@ -174,7 +203,7 @@ def test_tiny_survey_through_the_command_line(tmp_path, capsys):
         assert column in scores.columns, column
     record = json.loads((out / "run.json").read_text())
     training = record["training"]
-    assert [g["generation"] for g in training["generations"]] == [0, 1]
+    assert [(g["member"], g["generation"]) for g in training["generations"]] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert all(g["validation_loss"] and g["seconds"] >= 0 for g in training["generations"])
     by_score = record["metrics"]["auc_by_score"]
     assert "readout:generation_0" in by_score and "readout:generation_1" in by_score

@@ -197,3 +197,19 @@ def test_early_stopping_uses_the_unmasked_validation_reconstruction_loss():
         reconstruction, _ = predict_background(model, dataset)  # whole context visible
         mse = float(np.mean((reconstruction[rows] - values[rows]) ** 2))
         assert mse == pytest.approx(record.best_validation_loss, rel=1e-4)
+
+
+def test_validation_holds_out_whole_location_groups():
+    # pairs of rows at one spot (one sample compiled twice): a twin must not sit on the other side
+    xy, values = _survey(n=80)
+    groups = np.repeat(np.arange(40), 2)
+    trainer = DistillationTrainer(lambda: ContextReconstructor(values.shape[1], d_model=16, n_heads=2),
+                                  TrainingSettings(validation_fraction=0.2), torch.device("cpu"))
+    train, validation = trainer._split(80, np.random.default_rng(0), groups)
+    held = set(groups[validation.numpy()])
+    assert held.isdisjoint(groups[train.numpy()])
+    assert 16 <= len(validation) <= 18 and len(train) + len(validation) == 80
+    ungrouped_train, ungrouped_validation = trainer._split(80, np.random.default_rng(0))
+    assert len(ungrouped_validation) == 16
+    with pytest.raises(ValueError, match="one label per sample"):
+        trainer._split(80, np.random.default_rng(0), groups[:-1])

@@ -14,7 +14,7 @@ from core.preprocess.pipeline import PreparedSamples
 from tests.synthetic import synthetic_survey
 
 # Small enough that a fit takes a second or two on one CPU thread.
-TINY = dict(generations=2, epochs=4, patience=3, neighbours=8, d_model=16, heads=2, batch_size=64,
+TINY = dict(generations=2, ensemble=1, epochs=4, patience=3, neighbours=8, d_model=16, heads=2, batch_size=64,
             device="cpu", seed=0)
 
 

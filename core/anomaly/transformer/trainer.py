@@ -52,6 +52,7 @@ class GenerationRecord:
 
     generation: int
     alpha: float
+    member: int = 0  # which model of an ensemble (0 for a single model)
     mask_seed: int = 0  # this generation's own mask and batch-order stream
     train_loss: list[float] = field(default_factory=list)  # per epoch, the training objective
     validation_loss: list[float] = field(default_factory=list)  # per epoch, unmasked reconstruction MSE
@@ -136,21 +137,38 @@ class DistillationTrainer:
         device: torch.device,
         progress: Progress | None = None,
         progress_share: float = 0.0,
+        member: int = 0,
+        members: int = 1,
     ) -> None:
         self.build_model = build_model
+        self.member = member
+        self.members = members
         self.settings = settings
         self.device = device
         self.progress = progress or SilentProgress()
         self.progress_share = progress_share
 
-    def fit(self, dataset: NeighbourContextDataset) -> DistillationTrainer:
+    def fit(
+        self, dataset: NeighbourContextDataset, groups: np.ndarray | None = None, skip: np.ndarray | None = None
+    ) -> DistillationTrainer:
+        """Train every generation.
+
+        ``groups`` (one label per sample, e.g. its location) keeps each group
+        wholly on one side of the validation split. ``skip`` (bool per sample)
+        marks rows that are neither trained nor validated on - repeats of a
+        sample compiled twice, which would otherwise count double - though
+        they still serve as context and are still scored.
+        """
         s = self.settings
         if s.generations < 1:
             raise ValueError("at least one generation (the teacher) is needed")
         init_seed, split_seed, generation_seeds = seed_streams(s.seed, s.generations)
         torch.manual_seed(init_seed)
         model = self.build_model().to(self.device)
-        train_rows, validation_rows = self._split(len(dataset), np.random.default_rng(split_seed))
+        train_rows, validation_rows = self._split(len(dataset), np.random.default_rng(split_seed), groups)
+        if skip is not None:
+            skip = torch.as_tensor(np.asarray(skip, dtype=bool))
+            train_rows, validation_rows = train_rows[~skip[train_rows]], validation_rows[~skip[validation_rows]]
         self.validation_rows_ = validation_rows
 
         self.generation_states_: list[dict[str, torch.Tensor]] = []
@@ -173,17 +191,16 @@ class DistillationTrainer:
         s = self.settings
         alpha = alpha_for_generation(generation, s.alpha_step, s.alpha_max)
         role = "teacher" if generation == 0 else f"student, alpha {alpha:.2f}"
-        label = f"generation {generation + 1}/{s.generations}"
+        label = self._name(generation)
         if self.progress_share > 0:
-            self.progress.stage(label, f"Training generation {generation + 1} of {s.generations} ({role})",
-                                weight=self.progress_share / s.generations)
+            self.progress.stage(label, f"Training {label} ({role})", weight=self.progress_share / s.generations)
         else:
             self.progress.log(f"Training {label} ({role})")
         dropout_seed, mask_seed = seeds
         torch.manual_seed(dropout_seed)
         generator = torch.Generator().manual_seed(mask_seed)
         optimiser = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
-        record = GenerationRecord(generation=generation, alpha=alpha, mask_seed=mask_seed)
+        record = GenerationRecord(generation=generation, alpha=alpha, member=self.member, mask_seed=mask_seed)
         best_state = copy.deepcopy(_cpu_state(model))
         stale = 0
         started = time.perf_counter()
@@ -202,14 +219,14 @@ class DistillationTrainer:
                 stale += 1
             self._report(
                 generation, (epoch + 1) / s.epochs,
-                f"generation {generation + 1}/{s.generations}, epoch {epoch + 1}: "
+                f"{label}, epoch {epoch + 1}: "
                 f"train {train_loss:.4f}, validation {validation_loss:.4f}",
             )
             if stale >= s.patience:
                 break
         self._report(
             generation, 1.0,
-            f"generation {generation + 1}/{s.generations} done: best validation "
+            f"{label} done: best validation "
             f"{record.best_validation_loss:.4f} at epoch {record.best_epoch}",
         )
         record.seconds = round(time.perf_counter() - started, 3)
@@ -217,9 +234,14 @@ class DistillationTrainer:
         self.generation_states_.append(best_state)
         return record
 
+    def _name(self, generation: int) -> str:
+        name = f"generation {generation + 1}/{self.settings.generations}"
+        return f"model {self.member + 1}/{self.members}, {name}" if self.members > 1 else name
+
     def _report(self, generation: int, fraction: float, message: str) -> None:
         if self.progress_share <= 0:  # within the caller's stage: all generations share it
-            fraction = (generation + fraction) / self.settings.generations
+            done = self.member * self.settings.generations + generation + fraction
+            fraction = done / (self.members * self.settings.generations)
         self.progress.update(fraction, message)
 
     def _train_epoch(self, model, teacher, alpha, optimiser, dataset, train_rows, generator) -> float:
@@ -257,14 +279,33 @@ class DistillationTrainer:
             count += len(rows)
         return total / max(count, 1)
 
-    def _split(self, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hold out queries for validation; tiny surveys validate on the training queries."""
+    def _split(
+        self, n: int, rng: np.random.Generator, groups: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hold out queries for validation; tiny surveys validate on the training queries.
+
+        Whole groups are held out: a sample compiled twice at one spot (most of
+        the co-located rows in sed1) would otherwise sit in training with its
+        twin in validation, and early stopping would reward memorising it.
+        """
         n_validation = int(round(self.settings.validation_fraction * n))
         if n_validation < 1 or n - n_validation < 2:
             everything = torch.arange(n)
             return everything, everything
-        order = torch.as_tensor(rng.permutation(n))
-        return order[n_validation:], order[:n_validation]
+        if groups is None:
+            order = rng.permutation(n)
+            return torch.as_tensor(order[n_validation:]), torch.as_tensor(order[:n_validation])
+        _, group_of, group_sizes = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+        if group_of.shape != (n,):
+            raise ValueError(f"groups must hold one label per sample ({n}), got {group_of.shape}")
+        order = rng.permutation(len(group_sizes))
+        n_held = int(np.searchsorted(np.cumsum(group_sizes[order]), n_validation)) + 1
+        is_validation = np.isin(group_of, order[:n_held])
+        if is_validation.all() or (~is_validation).sum() < 2:
+            everything = torch.arange(n)
+            return everything, everything
+        rows = np.arange(n)
+        return torch.as_tensor(rows[~is_validation]), torch.as_tensor(rows[is_validation])
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
