@@ -148,7 +148,7 @@ def test_provider_lists_every_algorithm(qgis_app):
     detect = QgsApplication.processingRegistry().algorithmById("geoanomaly:samples_to_anomalies")
     methods = detect.parameterDefinition("METHOD").options()
     assert len(methods) == 6 and any("transformer" in m.lower() for m in methods)
-    for name in ("GENERATIONS", "NEIGHBOURS", "EPOCHS", "DEVICE"):
+    for name in ("GENERATIONS", "ENSEMBLE", "NEIGHBOURS", "EPOCHS", "DEVICE"):
         assert detect.parameterDefinition(name) is not None, name
 
 
@@ -392,11 +392,12 @@ def test_transformer_small_run(samples_layer, tmp_path, qgis_app):
 
     feedback = RecordingFeedback()
     results = processing.run("geoanomaly:samples_to_anomalies", {
-        "SAMPLES": samples_layer, "ELEMENTS": FAST_ELEMENTS, "METHOD": 5, "GENERATIONS": 1, "EPOCHS": 1,
-        "NEIGHBOURS": 8, "DEVICE": 1, "OUTPUT_FOLDER": str(tmp_path / "tf")}, feedback=feedback)
+        "SAMPLES": samples_layer, "ELEMENTS": FAST_ELEMENTS, "METHOD": 5, "GENERATIONS": 1, "ENSEMBLE": 2,
+        "EPOCHS": 1, "NEIGHBOURS": 8, "DEVICE": 1, "OUTPUT_FOLDER": str(tmp_path / "tf")}, feedback=feedback)
     assert len(read_scores_layer(results["SCORES"])) == 1392
     assert raster_summary(results["ANOMALY_RASTER"])["valid"] > 0
     assert any("cpu" in line for line in feedback.infos), "the device is named in the log"
+    assert any("2 models" in line for line in feedback.infos), "the ensemble option reaches the engine"
 
 
 def test_algorithm_runs_inside_a_model(samples_layer, tmp_path, qgis_app):

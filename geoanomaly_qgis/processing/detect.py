@@ -44,7 +44,7 @@ class SamplesToAnomalies(EngineAlgorithm):
         "fields</b> empty to use every numeric field ending in _ppm, _ppb or _pct. Values of -9999 are missing "
         "assays; other negative values mean 'below the detection limit'.<br>"
         "<b>Detector</b>: Mahalanobis distance is fast and a good first look; the distilled transformer learns "
-        "each sample's neighbourhood (options under Advanced: generations, neighbours, epochs, device).<br>"
+        "each sample's neighbourhood (options under Advanced: generations, ensemble, neighbours, epochs, device).<br>"
         "<b>Known deposits</b> (optional): the run is evaluated against them (AUC, success-rate curve).<br><br>"
         "Outputs: scored points (graduated symbols), the anomaly raster (heat map), run.json with every "
         "parameter, versions and the device used."
@@ -54,6 +54,7 @@ class SamplesToAnomalies(EngineAlgorithm):
     TRANSFORM = "TRANSFORM"
     COMPARE = "COMPARE"
     GENERATIONS = "GENERATIONS"
+    ENSEMBLE = "ENSEMBLE"
     NEIGHBOURS = "NEIGHBOURS"
     EPOCHS = "EPOCHS"
     SCORES = "SCORES"
@@ -77,6 +78,7 @@ class SamplesToAnomalies(EngineAlgorithm):
         self.add_seed_parameter()
         self.add_device_parameter()
         for name, label in ((self.GENERATIONS, "Transformer: generations of distillation"),
+                            (self.ENSEMBLE, "Transformer: models averaged (ensemble; 1 is fastest)"),
                             (self.NEIGHBOURS, "Transformer: neighbours per sample"),
                             (self.EPOCHS, "Transformer: training epochs per generation")):
             self._advanced(QgsProcessingParameterNumber(
@@ -112,7 +114,8 @@ class SamplesToAnomalies(EngineAlgorithm):
         argv += self.seed_arguments(parameters, context)
         argv += self.device_arguments(parameters, context)
         if method == "transformer":
-            for name, flag in ((self.GENERATIONS, "--generations"), (self.NEIGHBOURS, "--neighbours"),
+            for name, flag in ((self.GENERATIONS, "--generations"), (self.ENSEMBLE, "--ensemble"),
+                               (self.NEIGHBOURS, "--neighbours"),
                                (self.EPOCHS, "--epochs")):
                 if parameters.get(name) not in (None, ""):
                     argv += [flag, str(self.parameterAsInt(parameters, name, context))]
