@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import rasterio
 
+import core.grid.idw as idw
 from core.cli import main
 from core.evaluate.auc import auc_protocol
 from core.io.rasters import read_raster_stack, write_raster
@@ -103,6 +104,37 @@ def test_grid_of_a_scores_file_defaults_to_anomaly_score(survey, tmp_path):
     out = tmp_path / "scores_grid"
     assert run_cli("grid", "--samples", survey["scores"], "--out", out) == 0
     assert read_raster_stack(out / "grid.tif").band_names == ["anomaly_score"]
+
+
+def test_grid_streams_block_by_block_and_records_what_it_wrote(survey, tmp_path, monkeypatch):
+    argv = ["grid", "--samples", survey["scores"], "--cell", "200", "--max-distance", "3000"]
+    assert run_cli(*argv, "--out", tmp_path / "default_blocks") == 0
+    monkeypatch.setattr(idw, "_BLOCK_BYTES", 1)  # one row of cells per block, one row of tiles per write
+    out = tmp_path / "small_blocks"
+    assert run_cli(*argv, "--out", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["grid.tif", "run.json"]
+    stack = read_raster_stack(out / "grid.tif")
+    assert stack.shape[0] > 256  # more than one row of tiles
+    np.testing.assert_array_equal(stack.values, read_raster_stack(tmp_path / "default_blocks" / "grid.tif").values)
+    grid = json.loads((out / "run.json").read_text())["grid"]
+    assert (grid["rows"], grid["cols"]) == stack.shape and grid["transform"] == list(stack.transform)[:6]
+    assert grid["data_share"] == stack.valid_mask.mean()  # counted block by block
+
+
+def test_grid_failing_midway_writes_nothing(survey, tmp_path, monkeypatch):
+    real_blocks = idw.iter_grid_blocks
+
+    def failing_blocks(spec, progress=None):
+        for block in real_blocks(spec, progress):
+            yield block
+            if block.row_stop > spec.rows // 2:
+                raise OSError("No space left on device")
+
+    monkeypatch.setattr(idw, "_BLOCK_BYTES", 1)
+    monkeypatch.setattr(idw, "iter_grid_blocks", failing_blocks)
+    out = tmp_path / "out"
+    assert run_cli("grid", "--samples", survey["scores"], "--out", out, "--cell", "200", "--max-distance", "3000") != 0
+    assert list(tmp_path.iterdir()) == []  # no output folder, no staging folder
 
 
 def test_evaluate_points_matches_the_protocol(survey, tmp_path, capsys):

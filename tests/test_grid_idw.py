@@ -1,14 +1,17 @@
-"""IDW gridding: constant fields, the nodata mask, duplicates, samples on cell centres, hand-computed weights."""
+"""IDW gridding: constant fields, the nodata mask, duplicates, samples on cell centres, hand-computed weights;
+streaming into a GeoTIFF block by block."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import rasterio
 from scipy.spatial import cKDTree
 
 import core.grid.idw as idw
+import core.io.rasters as rasters
 from core.errors import InvalidInputError
-from core.grid.idw import grid_samples
+from core.grid.idw import grid_samples, prepare_grid, write_grid
 from core.grid.spacing import median_sample_spacing, tidy_length
 from core.io.rasters import read_raster_stack
 
@@ -126,6 +129,105 @@ def test_write_keeps_band_names_and_georeferencing(tmp_path):
     assert stack.transform == grid.transform and stack.crs.to_epsg() == 32750
     np.testing.assert_array_equal(stack.valid_mask, grid.mask)
     np.testing.assert_array_equal(stack.values, grid.array)
+
+
+def survey_with_gaps(n=300, seed=5):
+    """Three bands with missing values (one sample missing everything) and 20 duplicated locations."""
+    rng = np.random.default_rng(seed)
+    xy = scattered(n, seed=seed)
+    xy = np.vstack([xy, xy[:20]])
+    values = rng.lognormal(size=(len(xy), 3))
+    values[rng.random(values.shape) < 0.15] = np.nan
+    values[7] = np.nan
+    return xy, values
+
+
+@pytest.mark.parametrize("cell", [40.0, 200.0], ids=["tiled", "strips"])
+def test_streamed_geotiff_is_the_in_memory_grid_written(tmp_path, monkeypatch, cell):
+    xy, values = survey_with_gaps()
+    names = ["Au_ppm", "As_ppm", "Cu_ppm"]
+    expected = grid_samples(xy, values, cell=cell, max_distance=2000.0, band_names=names, crs=32750)
+    expected_path = expected.write(tmp_path / "in_memory.tif")
+
+    # One row of cells per block, one row of tiles (or strips) per write: many of both.
+    monkeypatch.setattr(idw, "_BLOCK_BYTES", 1)
+    windows = []
+    real_write_window = rasters.write_window
+
+    def recording_write_window(dst, row_off, block):
+        windows.append((row_off, block.shape[1]))
+        real_write_window(dst, row_off, block)
+
+    monkeypatch.setattr(rasters, "write_window", recording_write_window)
+    spec = prepare_grid(xy, values, cell=cell, max_distance=2000.0, band_names=names)
+    summary = write_grid(tmp_path / "streamed.tif", spec, crs=32750)
+
+    rows, cols = expected.mask.shape
+    assert len(windows) > 2
+    assert [off for off, _ in windows] == list(np.cumsum([0] + [n for _, n in windows[:-1]]))
+    assert sum(n for _, n in windows) == rows
+    with rasterio.open(summary.path) as streamed, rasterio.open(expected_path) as in_memory:
+        # Whole tiles (strips) per write: a half-written compressed tile would be rewritten later.
+        assert all(n % streamed.block_shapes[0][0] == 0 for _, n in windows[:-1])
+        assert streamed.profile == in_memory.profile  # size, transform, CRS, nodata, tiling, compression
+        assert streamed.descriptions == ("Au_ppm", "As_ppm", "Cu_ppm")
+        assert streamed.descriptions == in_memory.descriptions
+        np.testing.assert_array_equal(streamed.read(), in_memory.read())  # nodata value where NaN
+        np.testing.assert_array_equal(streamed.read_masks(), in_memory.read_masks())
+    stack = read_raster_stack(summary.path)
+    assert np.isnan(stack.values).any() and np.isfinite(stack.values).any()
+    np.testing.assert_array_equal(stack.values, expected.array)
+    assert stack.transform == expected.transform and stack.crs.to_epsg() == 32750
+    assert (summary.rows, summary.cols, summary.transform) == (rows, cols, expected.transform)
+    assert (summary.cell, summary.max_distance, summary.band_names) == (cell, 2000.0, names)
+    assert summary.valid_cells == expected.mask.sum() and summary.data_share == expected.mask.mean()
+
+
+def test_a_failed_streamed_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    xy, values = survey_with_gaps()
+    real_blocks = idw.iter_grid_blocks
+    written = []
+
+    def failing_blocks(spec, progress=None):
+        for block in real_blocks(spec, progress):
+            yield block
+            if block.row_stop > spec.rows // 2:
+                raise RuntimeError("disk full")
+
+    real_write_window = rasters.write_window
+
+    def recording_write_window(dst, row_off, block):
+        written.append(row_off)
+        real_write_window(dst, row_off, block)
+
+    monkeypatch.setattr(idw, "_BLOCK_BYTES", 1)
+    monkeypatch.setattr(idw, "iter_grid_blocks", failing_blocks)
+    monkeypatch.setattr(rasters, "write_window", recording_write_window)
+    folder = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_grid(folder / "grid.tif", prepare_grid(xy, values, cell=40.0, max_distance=2000.0))
+    assert written  # it failed midway, after writing part of the file
+    assert list(folder.iterdir()) == []  # neither grid.tif nor a temporary file
+
+    # An earlier grid at the target is left as it was.
+    (folder / "grid.tif").write_bytes(b"an earlier grid")
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_grid(folder / "grid.tif", prepare_grid(xy, values, cell=40.0, max_distance=2000.0))
+    assert [p.name for p in folder.iterdir()] == ["grid.tif"]
+    assert (folder / "grid.tif").read_bytes() == b"an earlier grid"
+
+
+def test_streaming_reports_progress_per_block(tmp_path, monkeypatch):
+    xy, values = survey_with_gaps()
+    updates = []
+
+    class Recorder:
+        def update(self, fraction, message=""):
+            updates.append(fraction)
+
+    monkeypatch.setattr(idw, "_BLOCK_BYTES", 1)
+    summary = write_grid(tmp_path / "g.tif", prepare_grid(xy, values, cell=200.0), progress=Recorder())
+    assert len(updates) == summary.rows and updates == sorted(updates) and updates[-1] == 1.0
 
 
 def test_bad_input_is_reported():

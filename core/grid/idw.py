@@ -20,16 +20,20 @@ computed as an offset from the nearest sample's value, so a constant field
 grids to exactly that constant.
 
 The grid extent is the samples' bounding box grown by ``max_distance`` (the
-whole data mask fits), snapped to whole cells. Cells are processed in blocks
-of rows, so memory stays bounded for large grids.
+whole data mask fits), snapped to whole cells. Cells are computed in blocks
+of rows (:func:`iter_grid_blocks`, the one IDW implementation), so memory
+stays bounded for large grids: :func:`grid_samples` gathers the blocks into
+an in-memory :class:`GriddedRaster`; :func:`write_grid` (after :func:`prepare_grid`) writes each
+into the GeoTIFF as it comes, so a grid larger than memory never exists whole.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from affine import Affine
@@ -90,7 +94,82 @@ def grid_samples(
     crs=None,
     progress=None,
 ) -> GriddedRaster:
-    """Grid ``values`` ((n,) or (n, bands), NaN = missing) at projected points ``xy`` (n, 2) by IDW."""
+    """Grid ``values`` ((n,) or (n, bands), NaN = missing) at projected points ``xy`` (n, 2) by IDW, in memory.
+
+    For grids larger than memory use :func:`prepare_grid` and :func:`write_grid`.
+    """
+    spec = prepare_grid(xy, values, cell, neighbours, power, max_distance, band_names)
+    array = np.empty((spec.bands, spec.rows, spec.cols), dtype=np.float32)
+    mask = np.empty((spec.rows, spec.cols), dtype=bool)
+    for block in iter_grid_blocks(spec, progress):
+        array[:, block.row_start:block.row_stop] = block.values
+        mask[block.row_start:block.row_stop] = block.mask
+    return GriddedRaster(array, spec.transform, mask, spec.cell, spec.max_distance, spec.band_names, crs)
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays and a k-d tree: compared by identity
+class GridSpec:
+    """A grid ready to fill: its geometry and the distinct sample locations with their (averaged) values."""
+
+    transform: Affine
+    rows: int
+    cols: int
+    cell: float
+    max_distance: float
+    band_names: list[str]
+    neighbours: int  # per cell: at most the number of distinct locations
+    power: float
+    tree: cKDTree  # of the distinct locations
+    location_values: np.ndarray  # (locations, bands), NaN = missing
+
+    @property
+    def bands(self) -> int:
+        return len(self.band_names)
+
+    @property
+    def block_rows(self) -> int:
+        """Rows of cells per block: the IDW's (cells, neighbours, bands) float64 arrays fit ``_BLOCK_BYTES``."""
+        return max(1, _BLOCK_BYTES // max(1, self.cols * self.neighbours * (self.bands + 2) * 8 * 3))
+
+
+class GridBlock(NamedTuple):
+    """Rows ``row_start:row_stop`` of a grid: ``values`` (bands, rows, cols) float32, NaN outside ``mask``."""
+
+    row_start: int
+    row_stop: int
+    values: np.ndarray
+    mask: np.ndarray  # (rows, cols) True = within max_distance of a sample
+
+
+@dataclass(frozen=True)
+class GridSummary:
+    """What :func:`write_grid` wrote: the grid's geometry and how much of it has data."""
+
+    path: Path
+    transform: Affine
+    rows: int
+    cols: int
+    cell: float
+    max_distance: float
+    band_names: list[str]
+    valid_cells: int  # cells within max_distance of a sample
+
+    @property
+    def data_share(self) -> float:
+        """Share of cells with data (the in-memory grid's ``mask.mean()``)."""
+        return self.valid_cells / (self.rows * self.cols)
+
+
+def prepare_grid(
+    xy,
+    values,
+    cell: float | None = None,
+    neighbours: int = 12,
+    power: float = 2.0,
+    max_distance: float | None = None,
+    band_names: Sequence[str] | None = None,
+) -> GridSpec:
+    """Check the inputs, choose cell and max distance, and lay out the grid; no cell is computed yet."""
     xy = as_xy(xy, "sample coordinates")
     values = np.asarray(values, dtype=float)
     if values.ndim == 1:
@@ -133,31 +212,106 @@ def grid_samples(
             f"a {cell:g} cell grid over this survey would have {rows} x {cols} cells: "
             "use a larger --cell (are the coordinates projected metres?)"
         )
-    transform = Affine(cell, 0.0, x0, 0.0, -cell, y1)
+    return GridSpec(
+        transform=Affine(cell, 0.0, x0, 0.0, -cell, y1),
+        rows=rows,
+        cols=cols,
+        cell=cell,
+        max_distance=max_distance,
+        band_names=band_names,
+        neighbours=min(neighbours, len(locations)),
+        power=power,
+        tree=cKDTree(locations),
+        location_values=location_values,
+    )
 
-    tree = cKDTree(locations)
-    k = min(neighbours, len(locations))
-    array = np.full((n_bands, rows, cols), np.nan, dtype=np.float32)
-    mask = np.zeros((rows, cols), dtype=bool)
-    centres_x = x0 + (np.arange(cols) + 0.5) * cell
-    block_rows = max(1, _BLOCK_BYTES // max(1, cols * k * (n_bands + 2) * 8 * 3))
-    for start in range(0, rows, block_rows):
-        stop = min(rows, start + block_rows)
-        centres_y = y1 - (np.arange(start, stop) + 0.5) * cell
+
+def iter_grid_blocks(spec: GridSpec, progress=None) -> Iterator[GridBlock]:
+    """The grid's cells by IDW, in successive blocks of rows from the top (``spec.block_rows`` at a time)."""
+    transform, cols, k = spec.transform, spec.cols, spec.neighbours
+    centres_x = transform.c + (np.arange(cols) + 0.5) * spec.cell
+    for start in range(0, spec.rows, spec.block_rows):
+        stop = min(spec.rows, start + spec.block_rows)
+        centres_y = transform.f - (np.arange(start, stop) + 0.5) * spec.cell
         gx, gy = np.meshgrid(centres_x, centres_y)
         centres = np.c_[gx.ravel(), gy.ravel()]
-        distance, index = tree.query(centres, k=k, distance_upper_bound=max_distance)
+        distance, index = spec.tree.query(centres, k=k, distance_upper_bound=spec.max_distance)
         distance = distance.reshape(len(centres), k)
         index = index.reshape(len(centres), k)
         block_mask = np.isfinite(distance[:, 0])
-        estimate = _idw(distance[block_mask], index[block_mask], location_values, power)
-        block = np.full((len(centres), n_bands), np.nan)
+        estimate = _idw(distance[block_mask], index[block_mask], spec.location_values, spec.power)
+        block = np.full((len(centres), spec.bands), np.nan)
         block[block_mask] = estimate
-        array[:, start:stop, :] = block.T.reshape(n_bands, stop - start, cols)
-        mask[start:stop, :] = block_mask.reshape(stop - start, cols)
+        values = block.T.reshape(spec.bands, stop - start, cols).astype(np.float32)
         if progress is not None:
-            progress.update(stop / rows, f"gridded {stop} of {rows} rows")
-    return GriddedRaster(array, transform, mask, cell, max_distance, band_names, crs)
+            progress.update(stop / spec.rows, f"gridded {stop} of {spec.rows} rows")
+        yield GridBlock(start, stop, values, block_mask.reshape(stop - start, cols))
+
+
+def write_grid(path: str | Path, spec: GridSpec, crs=None, progress=None) -> GridSummary:
+    """Fill ``spec``'s grid block by block into a float32 GeoTIFF at ``path`` (as :meth:`GriddedRaster.write`).
+
+    Memory holds one block of cells being computed (about ``_BLOCK_BYTES``) and
+    one window of rows being written: whole rows of the file's tiles, all
+    bands, as many as fit ``_BLOCK_BYTES`` but at least one (bands x cols x
+    1 KiB for 256-row tiles: 0.5 GB for 49 bands x 10,000 columns). Neither
+    grows with the number of rows. The file appears at ``path`` only when
+    complete (a temporary name beside it until then; removed if anything fails).
+    """
+    from core.io.rasters import open_raster_writer, write_window
+
+    path = Path(path)
+    valid_cells = 0
+    with open_raster_writer(
+        path, spec.bands, spec.rows, spec.cols, spec.transform, crs, band_names=spec.band_names
+    ) as dst:
+        rows = _RowBuffer(spec, _write_rows(spec, dst.block_shapes[0][0]))
+        for block in iter_grid_blocks(spec, progress):
+            valid_cells += int(np.count_nonzero(block.mask))
+            for row_off, values in rows.add(block.values):
+                write_window(dst, row_off, values)
+    return GridSummary(
+        path, spec.transform, spec.rows, spec.cols, spec.cell, spec.max_distance, spec.band_names, valid_cells
+    )
+
+
+def _write_rows(spec: GridSpec, file_block_rows: int) -> int:
+    """Rows per write: whole rows of the file's tiles (or strips), as many as fit ``_BLOCK_BYTES``, at least one.
+
+    A write that ends inside a compressed tile leaves it to GDAL's cache; when
+    the cache runs short GDAL compresses the half-filled tile, and must read,
+    recompress and append it again when the rest arrives (slower, larger file).
+    """
+    tile_row_bytes = spec.bands * file_block_rows * spec.cols * 4
+    return min(spec.rows, file_block_rows * max(1, _BLOCK_BYTES // tile_row_bytes))
+
+
+class _RowBuffer:
+    """Collects blocks of computed rows into windows of ``height`` rows (the last one shorter) for writing."""
+
+    def __init__(self, spec: GridSpec, height: int) -> None:
+        self.total_rows = spec.rows
+        self.buffer = np.empty((spec.bands, height, spec.cols), dtype=np.float32)
+        self.row_off = 0  # first row of the window being collected
+        self.filled = 0  # rows of it collected so far
+
+    def add(self, values: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """Take the next rows ``values`` (bands, n, cols); yield ``(row_off, window values)`` for each full window.
+
+        The yielded array is the buffer itself, valid until the next call (the
+        writer may change it in place).
+        """
+        height = self.buffer.shape[1]
+        done = 0
+        while done < values.shape[1]:
+            take = min(values.shape[1] - done, height - self.filled)
+            self.buffer[:, self.filled:self.filled + take] = values[:, done:done + take]
+            self.filled += take
+            done += take
+            if self.filled == height or self.row_off + self.filled == self.total_rows:
+                yield self.row_off, self.buffer[:, :self.filled]
+                self.row_off += self.filled
+                self.filled = 0
 
 
 def _average_duplicates(values: np.ndarray, inverse: np.ndarray, n_locations: int) -> np.ndarray:

@@ -3,6 +3,8 @@
 - :func:`write_raster`: float32 GeoTIFF, tiled and compressed, band
   descriptions = band names (element names, ``anomaly_score``), NaN written
   as the nodata value, written under a temporary name and renamed when whole.
+- :func:`open_raster_writer` + :func:`write_window`: the same file written
+  block by block, for rasters larger than memory.
 - :func:`read_raster_stack`: one multi-band file or several single-band
   files on one grid -> :class:`RasterStack` (NaN for nodata).
 - :func:`iter_windows`: blocks of rows, for rasters larger than memory.
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.io
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioIOError
@@ -86,8 +90,15 @@ def write_raster(
             f"cannot write {path.name}: expected (rows, cols) or (bands, rows, cols), got {np.shape(array)}"
         )
     bands, rows, cols = data.shape
-    if band_names is not None and len(band_names) != bands:
-        raise InvalidInputError(f"cannot write {path.name}: {len(band_names)} band names for {bands} bands")
+    # Bands are written one at a time to avoid a second full copy of the stack.
+    with open_raster_writer(path, bands, rows, cols, transform, crs, nodata, band_names) as dst:
+        for i in range(bands):
+            dst.write(_nan_to_nodata(data[i], nodata, copy=True), i + 1)
+    return path
+
+
+def raster_profile(bands: int, rows: int, cols: int, transform: Affine, crs, nodata: float = DEFAULT_NODATA) -> dict:
+    """The rasterio profile of every GeoTIFF the engine writes: float32, tiled when large, compressed."""
     profile = {
         "driver": "GTiff",
         "dtype": "float32",
@@ -104,20 +115,56 @@ def write_raster(
     # Tiles pay off only when the raster is larger than one tile.
     if rows >= _BLOCK and cols >= _BLOCK:
         profile.update(tiled=True, blockxsize=_BLOCK, blockysize=_BLOCK)
-    # Write the nodata value explicitly so that other software never sees NaN.
-    # Bands are written one at a time to avoid a second full copy of the stack.
-    with atomic_write_path(path) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for i in range(bands):
-                band = data[i]
-                missing = ~np.isfinite(band)
-                if missing.any():
-                    band = band.copy()
-                    band[missing] = nodata
-                dst.write(band, i + 1)
-                if band_names is not None:
-                    dst.set_band_description(i + 1, str(band_names[i]))
-    return path
+    return profile
+
+
+@contextlib.contextmanager
+def open_raster_writer(
+    path: str | os.PathLike,
+    bands: int,
+    rows: int,
+    cols: int,
+    transform: Affine,
+    crs,
+    nodata: float = DEFAULT_NODATA,
+    band_names: Sequence[str] | None = None,
+) -> Iterator[rasterio.io.DatasetWriter]:
+    """An open float32 GeoTIFF to write piece by piece (:func:`write_window`); it appears at ``path`` whole.
+
+    The file is written under a temporary name beside ``path`` and renamed
+    only when the ``with`` block ends without an exception; otherwise it is
+    removed.
+    """
+    path = Path(path)
+    if band_names is not None and len(band_names) != bands:
+        raise InvalidInputError(f"cannot write {path.name}: {len(band_names)} band names for {bands} bands")
+    profile = raster_profile(bands, rows, cols, transform, crs, nodata)
+    # The dataset is closed (flushed) before the rename, and before the
+    # temporary file is removed on failure.
+    with atomic_write_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        if band_names is not None:
+            for i, name in enumerate(band_names, start=1):
+                dst.set_band_description(i, str(name))
+        yield dst
+
+
+def write_window(dst, row_off: int, values: np.ndarray) -> None:
+    """Write ``values`` (bands, rows, cols), NaN -> the file's nodata, as full rows from ``row_off``.
+
+    NaN is replaced in place: ``values`` is the caller's scratch block.
+    """
+    _, rows, cols = values.shape
+    dst.write(_nan_to_nodata(values, dst.nodata, copy=False), window=Window(0, row_off, cols, rows))
+
+
+def _nan_to_nodata(values: np.ndarray, nodata: float, copy: bool) -> np.ndarray:
+    """NaN (and inf) -> ``nodata``: the value is written explicitly so that other software never sees NaN."""
+    missing = ~np.isfinite(values)
+    if missing.any():
+        if copy:
+            values = values.copy()
+        values[missing] = nodata
+    return values
 
 
 def _open(path: str | os.PathLike):
