@@ -89,18 +89,26 @@ def duplicate_diagnostics(prepared, deposits) -> dict:
 
     ``has_no_twin``: 1 for samples alone at their location; ``knn_without_colocated``:
     the knn baseline (mean distance to the 5 nearest samples in element space)
-    with samples at the query's own location not counted as neighbours.
+    with samples at the query's own location not counted as neighbours;
+    ``mahalanobis_counted_once``: the robust (MCD) Mahalanobis distance with
+    its mean and covariance fitted on each repeated sample once, as the
+    transformer trains.
     """
     from scipy.spatial import cKDTree
+    from sklearn.covariance import MinCovDet
 
     from core.evaluate.auc import auc_protocol
+    from core.preprocess.duplicates import location_groups, repeated_samples
 
     twins = np.array([len(g) for g in cKDTree(prepared.xy).query_ball_point(prepared.xy, r=1.0)]) > 1
     values = prepared.values.astype(np.float64)
     distance, index = cKDTree(values).query(values, k=min(len(values), 64))
     elsewhere = np.linalg.norm(prepared.xy[index] - prepared.xy[:, None], axis=-1) > 1.0
     knn = np.array([row[keep][:5].mean() for row, keep in zip(distance, elsewhere)])
-    return {"rows_with_a_twin": int(twins.sum()),
+    once = ~repeated_samples(location_groups(prepared.xy, 1.0), values)
+    mahalanobis = MinCovDet(random_state=0).fit(values[once]).mahalanobis(values)
+    return {"rows_with_a_twin": int(twins.sum()), "rows_repeating_a_twin": int((~once).sum()),
+            "auc_mahalanobis_counted_once": auc_protocol(prepared.xy, mahalanobis, deposits).mean,
             "auc_has_no_twin": auc_protocol(prepared.xy, (~twins).astype(float), deposits).mean,
             "auc_knn_without_colocated": auc_protocol(prepared.xy, knn, deposits).mean}
 

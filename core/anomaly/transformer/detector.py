@@ -7,8 +7,8 @@ the neighbourhood cannot explain is anomalous.
 An *ensemble* of ``ensemble`` such models (default 3), trained from seeds
 derived from ``seed``, is averaged: the background is the mean of their
 reconstructions. One training run on 2 cores is cheap, and its ranking moves
-with the seed (on GSWA sed1 two seeds share only ~60-70 % of their top 5 %);
-three averaged models share ~75-85 % (Spearman 0.95 between two ensembles).
+with the seed (on GSWA sed1 two seeds share only 57-70 % of their top 5 %);
+two ensembles of three share 73-86 % (Spearman 0.95).
 
 One physical sample counts once in training. A sample compiled twice (same
 spot, identical assays: 526 of sed1's 1,392 rows) is trained on once, and all
