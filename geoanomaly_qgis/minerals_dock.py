@@ -1,9 +1,12 @@
 """The "Mineral identification" dock: identify a specimen photo, or train a model on a photo folder.
 
-Everything runs through the engine worker (``geoanomaly minerals predict`` /
-``train`` in the engine's own Python, see :mod:`.engine.worker`) inside a
-``QgsTask``, so QGIS stays responsive, the task manager shows progress and
-Cancel stops the worker. This module never imports torch or the engine.
+Everything runs in the engine's own Python inside a ``QgsTask``, so QGIS stays
+responsive, the task manager shows progress and Cancel stops the engine:
+Identify asks one ``geoanomaly minerals serve`` process that the dock keeps
+running (see :mod:`.engine.persistent`; importing torch and loading the model
+happen once, not on every click), Train runs ``geoanomaly minerals train``
+through the worker (:mod:`.engine.worker`). Closing the dock stops the serve
+process. This module never imports torch or the engine.
 
 The plugin shows it with::
 
@@ -36,7 +39,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .engine import EngineCancelled, EngineError, run_engine
+from .engine import EngineCancelled, EngineError, PersistentEngine, run_engine
 from .settings import default_device, engine_interpreter
 
 KEY_MODELS = "geoanomaly/mineral_models"
@@ -69,7 +72,7 @@ class EngineTask(QgsTask):
             self.error = "The GeoAnomaly engine was not found: set its Python interpreter in GeoAnomaly > Settings."
             return False
         try:
-            self.result = run_engine(self.argv, self.feedback, python=interpreter.python)
+            self.result = self.work(interpreter.python)
         except EngineCancelled:
             self.error = "Cancelled."
             return False
@@ -78,8 +81,27 @@ class EngineTask(QgsTask):
             return False
         return True
 
+    def work(self, python: str) -> dict[str, Any]:
+        """The engine's result (task thread)."""
+        return run_engine(self.argv, self.feedback, python=python)
+
     def finished(self, ok: bool) -> None:  # main thread
         self.done(self.result if ok else None, None if ok else (self.error or "Cancelled."))
+
+
+class IdentifyTask(EngineTask):
+    """One identification by the dock's running ``minerals serve`` engine (started if needed)."""
+
+    def __init__(self, engine: PersistentEngine, request: dict[str, Any],
+                 done: Callable[[dict | None, str | None], None]) -> None:
+        super().__init__("Identify mineral", ["minerals", "serve"], done)
+        self.engine = engine
+        self.request = request
+
+    def work(self, python: str) -> dict[str, Any]:
+        answer = self.engine.request(self.request, self.feedback, python=python)
+        # Shaped like the result of ``minerals predict`` (one photo).
+        return {"predictions": [answer], "model": self.request["model"]}
 
 
 class MineralDock(QDockWidget):
@@ -94,6 +116,8 @@ class MineralDock(QDockWidget):
         self.extra_train_arguments: list[str] = []  # e.g. fewer epochs for a quick trial
         self.last_result: dict | None = None
         self._tasks: list[EngineTask] = []
+        # Started on the first Identify and kept: later clicks skip importing torch and loading the model.
+        self.engine = PersistentEngine(["minerals", "serve"])
 
         body = QWidget(self)
         layout = QVBoxLayout(body)
@@ -198,15 +222,16 @@ class MineralDock(QDockWidget):
         self.model_combo.setCurrentText(folder)
 
     # -- identify ---------------------------------------------------------------------------------------
-    def predict_arguments(self) -> list[str]:
-        argv = ["minerals", "predict", "--model", self.model_combo.currentText().strip(), self.photo_edit.text().strip(),
-                "--top", "5", "--device", default_device()]
-        for option, value in (("--hardness", self.hardness_edit.text().strip()),
-                              ("--luster", self.luster_combo.currentData()),
-                              ("--streak", self.streak_combo.currentData())):
-            if value:
-                argv += [option, value]
-        return argv
+    def identify_request(self) -> dict[str, Any]:
+        """The ``minerals serve`` request for the photo, properties and model on screen."""
+        request: dict[str, Any] = {"model": self.model_combo.currentText().strip(),
+                                   "photo": self.photo_edit.text().strip(), "top": 5, "device": default_device()}
+        for name, value in (("hardness", self.hardness_edit.text().strip()),
+                            ("luster", self.luster_combo.currentData()),
+                            ("streak", self.streak_combo.currentData())):
+            if value:  # left out = not observed
+                request[name] = value
+        return request
 
     def identify(self) -> None:
         photo, model = self.photo_edit.text().strip(), self.model_combo.currentText().strip()
@@ -217,8 +242,8 @@ class MineralDock(QDockWidget):
             self.status.setText("Choose a trained model folder (it holds model.json), or train one.")
             return
         self.identify_button.setEnabled(False)
-        self.status.setText("Identifying…")
-        self._start(EngineTask("Identify mineral", self.predict_arguments(), self._show_identification))
+        self.status.setText("Identifying…" if self.engine.pid else "Identifying… (starting the engine: a few seconds)")
+        self._start(IdentifyTask(self.engine, self.identify_request(), self._show_identification))
 
     def _show_identification(self, result: dict | None, error: str | None) -> None:
         self.identify_button.setEnabled(True)
@@ -238,6 +263,15 @@ class MineralDock(QDockWidget):
             self.results.setCellWidget(row, 1, bar)
         seconds = predictions[0].get("seconds")
         self.status.setText(f"Best match: {top[0]['mineral']}" + (f" ({seconds:.2f} s)" if seconds else "") if top else "")
+
+    def stop_engine(self) -> None:
+        """Stop the Identify engine process (the next Identify starts a new one)."""
+        self.engine.stop()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        # A hidden dock should not keep a Python with torch and a model in memory.
+        self.stop_engine()
+        super().closeEvent(event)
 
     def shown_minerals(self) -> list[tuple[str, float]]:
         """The rows on screen as (mineral, probability)."""

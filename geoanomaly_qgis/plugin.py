@@ -87,6 +87,7 @@ class GeoAnomalyPlugin:
 
     def unload(self) -> None:
         if self.mineral_dock is not None:
+            self.mineral_dock.stop_engine()  # deleteLater() sends no close event
             self.iface.removeDockWidget(self.mineral_dock)
             self.mineral_dock.deleteLater()
             self.mineral_dock = None

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -66,6 +70,56 @@ def test_predict_progress_json_reports_a_result_event(trained, capsys):
     assert main(["minerals", "predict", "--model", str(out / "lt"), str(photo), "--progress", "json"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events[-1]["event"] == "result" and len(events[-1]["predictions"][0]["top"]) == 5
+
+
+def test_serve_answers_like_predict_survives_bad_requests_and_reloads_a_retrained_model(trained, tmp_path, capsys):
+    root, out = trained
+    galena, quartz = next((root / "Galena").iterdir()), next((root / "Quartz").iterdir())
+    requests = [{"model": str(out / "mm"), "photo": str(galena), "hardness": "2.5", "luster": "metallic"},
+                {"model": str(out / "mm"), "photo": str(quartz), "top": 3, "device": "cpu"}]
+    expected = []
+    for request in requests:
+        argv = ["--hardness", "2.5", "--luster", "metallic"] if "hardness" in request else ["--top", "3"]
+        capsys.readouterr()
+        assert main(["minerals", "predict", "--model", request["model"], request["photo"], *argv, "--json",
+                     "--threads", "1"]) == 0
+        expected.append(json.loads(capsys.readouterr().out))
+    retrained = tmp_path / "lt"
+    shutil.copytree(out / "lt", retrained)
+
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        # --progress json, as the plugin starts it: logs must still stay off stdout.
+        server = subprocess.Popen([sys.executable, "-m", "core", "minerals", "serve", "--threads", "1", "--progress",
+                                   "json"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True)
+
+        def ask(request) -> dict:
+            server.stdin.write((request if isinstance(request, str) else json.dumps(request)) + "\n")
+            server.stdin.flush()
+            return json.loads(server.stdout.readline())
+
+        for request, want in zip(requests, expected):
+            answer = ask(request)
+            assert (answer["image"], answer["top"]) == (want["image"], want["top"]) and answer["seconds"] >= 0
+        # Bad requests: one error line naming what is wrong, and the server goes on.
+        assert "nowhere.jpg" in ask({**requests[0], "photo": str(tmp_path / "nowhere.jpg")})["error"]
+        assert "hardness" in ask({**requests[0], "hardness": "very"})["error"]
+        assert "not a mineral model folder" in ask({**requests[0], "model": str(tmp_path)})["error"]
+        assert "'photo'" in ask({"model": str(out / "mm")})["error"]
+        assert "JSON" in ask("not json")["error"]
+        assert ask(requests[1])["top"] == expected[1]["top"]
+        # A model retrained in the same folder (new files) is loaded again, not served from memory.
+        photo_only = {"model": str(retrained), "photo": str(galena)}
+        before = ask(photo_only)["top"]
+        state = torch.load(retrained / "weights.pt", weights_only=True)
+        state["classifier.weight"] = torch.randn_like(state["classifier.weight"])
+        torch.save(state, retrained / "weights.pt")
+        stamp = (retrained / "weights.pt").stat().st_mtime_ns + 10**9  # distinct even on coarse file times
+        os.utime(retrained / "weights.pt", ns=(stamp, stamp))
+        assert ask(photo_only)["top"] != before
+        server.stdin.close()  # end of input: the server exits cleanly
+        assert server.wait(timeout=60) == 0
+        assert server.stdout.read() == ""  # exactly one line per request, nothing else
+        server.stdout.close()
 
 
 def test_evaluate_compares_models_on_the_same_split(trained, tmp_path, capsys):

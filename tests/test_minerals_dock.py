@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -41,9 +44,9 @@ def test_dock_identifies_a_photo_through_the_worker_and_shows_five_rows(qgis_app
     dock.set_model(str(model))
     dock.hardness_edit.setText("6")
     dock.luster_combo.setCurrentIndex(1)
-    argv = dock.predict_arguments()
-    assert argv[argv.index("--hardness") + 1] == "6" and argv[argv.index("--luster") + 1] == "metallic"
-    assert "--streak" not in argv  # left blank = not observed
+    request = dock.identify_request()
+    assert request["hardness"] == "6" and request["luster"] == "metallic"
+    assert "streak" not in request  # left blank = not observed
     dock.identify()
     rows = dock.shown_minerals()
     assert len(rows) == 5, dock.status.text()
@@ -51,6 +54,57 @@ def test_dock_identifies_a_photo_through_the_worker_and_shows_five_rows(qgis_app
     assert probabilities == sorted(probabilities, reverse=True) and all(0 <= p <= 1 for p in probabilities)
     assert dock.status.text().startswith("Best match: " + rows[0][0])
     assert dock.identify_button.isEnabled()
+    dock.close()
+
+
+def test_identify_reuses_one_engine_process_and_closing_the_dock_stops_it(qgis_app, photos_and_model):  # noqa: F811
+    """Clicks after the first are answered by the same ``minerals serve`` process (torch imported and the model
+    loaded once), with the answer of a fresh ``minerals predict``; a dead process is started again."""
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    from geoanomaly_qgis.engine import run_engine
+    from geoanomaly_qgis.minerals_dock import MineralDock
+
+    photos, model = photos_and_model
+    photo = str(next((photos / "Galena").iterdir()))
+    fresh = run_engine(["minerals", "predict", "--model", str(model), photo, "--device", "cpu"])  # one process per photo
+    expected = [row["mineral"] for row in fresh["predictions"][0]["top"]]
+
+    dock = MineralDock()  # in the task manager, as in QGIS
+    dock.set_photo(photo)
+    dock.set_model(str(model))
+    dock.identify()
+    assert not dock.identify_button.isEnabled()  # returned at once; disabled while the engine works
+    deadline = time.monotonic() + 120
+    while not dock.identify_button.isEnabled() and time.monotonic() < deadline:
+        QCoreApplication.processEvents()
+        time.sleep(0.02)
+    assert [name for name, _ in dock.shown_minerals()] == expected, dock.status.text()
+    pid = dock.engine.pid
+    assert pid is not None
+
+    dock.run_in_background = False
+    dock.results.setRowCount(0)
+    dock.identify()
+    assert [name for name, _ in dock.shown_minerals()] == expected, dock.status.text()
+    assert dock.engine.pid == pid  # the same process answered
+    dock.hardness_edit.setText("very hard")
+    dock.identify()
+    assert "hardness" in dock.status.text() and dock.engine.pid == pid  # a bad request does not end it
+    dock.hardness_edit.clear()
+
+    os.kill(pid, signal.SIGKILL)
+    while dock.engine.pid is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    dock.identify()  # a dead engine is started again
+    assert [name for name, _ in dock.shown_minerals()] == expected, dock.status.text()
+    restarted = dock.engine.pid
+    assert restarted not in (None, pid)
+
+    dock.close()
+    assert dock.engine.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(restarted, 0)  # ended and reaped
 
 
 def test_dock_reports_a_missing_photo_and_a_bad_model(qgis_app, photos_and_model, tmp_path):  # noqa: F811

@@ -1,4 +1,4 @@
-"""``geoanomaly minerals``: identify minerals from specimen photos (train / predict / evaluate / synth).
+"""``geoanomaly minerals``: identify minerals from specimen photos (train / predict / serve / evaluate / synth).
 
 Examples::
 
@@ -6,6 +6,7 @@ Examples::
     geoanomaly minerals train --data photos --model longtail --out models/longtail
     geoanomaly minerals train --data photos --model multimodal --photo-model models/longtail --out models/mm
     geoanomaly minerals predict --model models/mm specimen.jpg --hardness 3.5 --luster metallic --json
+    echo '{"model": "models/mm", "photo": "specimen.jpg", "hardness": "3.5"}' | geoanomaly minerals serve
     geoanomaly minerals evaluate --model models/baseline --model models/longtail --data photos --out eval
 """
 
@@ -18,16 +19,22 @@ import json
 import math
 import shutil
 import sys
+import time
+from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.errors import InvalidInputError
+from core.errors import GeoAnomalyError, InvalidInputError
 from core.io.atomic import atomic_output_dir
 from core.progress import Progress
 from core.runrecord import RunRecord
 
+if TYPE_CHECKING:  # torch is imported only when a command runs
+    from core.minerals.saved import MineralIdentifier
+
 NAME = "minerals"
-HELP = "identify minerals from specimen photos: train, predict, evaluate (long-tailed and multimodal models)"
+HELP = "identify minerals from specimen photos: train, predict, serve, evaluate (long-tailed and multimodal models)"
 HEADLINE = ("accuracy", "mAcc", "tail_mAcc", "CwASD", "CwARange")
 
 
@@ -76,6 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     predict.add_argument("--top", type=int, default=5, help="how many minerals to list (default 5)")
     predict.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
+    serve = actions.add_parser(
+        "serve", help="identify photos on request: one JSON request per line on stdin, one JSON answer per line on "
+                      "stdout, models kept loaded (the QGIS plugin's Identify)")
+    _common(serve)
+
     evaluate = actions.add_parser("evaluate", help="class-wise accuracy of trained models on a photo folder's test photos")
     _common(evaluate)
     evaluate.add_argument("--model", required=True, action="append", help="model folder (repeat to compare models)")
@@ -119,8 +131,8 @@ def run(args: argparse.Namespace, progress: Progress) -> int:
 
     if args.threads:
         torch.set_num_threads(max(1, args.threads))
-    return {"train": _train, "predict": _predict, "evaluate": _evaluate, "synth": _synth}[args.minerals_action](
-        args, progress)
+    actions = {"train": _train, "predict": _predict, "serve": _serve, "evaluate": _evaluate, "synth": _synth}
+    return actions[args.minerals_action](args, progress)
 
 
 # -- synth ----------------------------------------------------------------------------------------------
@@ -317,21 +329,12 @@ def _headline(metrics: dict) -> dict:
 
 
 def _predict(args, progress: Progress) -> int:
-    import time
-
     from core.device import resolve_device
-    from core.minerals.saved import MineralIdentifier
 
-    identifier = MineralIdentifier.load(args.model, resolve_device(args.device))
-    if not identifier.uses_properties and any(v not in (None, "") for v in (args.hardness, args.luster, args.streak)):
-        progress.warn("this model uses the photo only; hardness/luster/streak are ignored (train --model multimodal)")
-    results = []
-    for image in args.images:
-        if not Path(image).is_file():
-            raise InvalidInputError(f"photo {image} does not exist")
-        start = time.perf_counter()
-        top = identifier.identify(image, args.hardness, args.luster, args.streak, top=args.top)
-        results.append({"image": str(image), "top": top, "seconds": round(time.perf_counter() - start, 4)})
+    identifier = _load_identifier(args.model, resolve_device(args.device))
+    _warn_unused_properties(identifier, (args.hardness, args.luster, args.streak), progress)
+    results = [_identify_photo(identifier, image, args.hardness, args.luster, args.streak, args.top)
+               for image in args.images]
     if args.json and progress.mode != "json":
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     elif progress.mode != "json":
@@ -343,6 +346,130 @@ def _predict(args, progress: Progress) -> int:
         sys.stdout.flush()
     progress.result(predictions=results, model=str(args.model))
     return 0
+
+
+def _load_identifier(folder: str | Path, device) -> MineralIdentifier:
+    """A trained model ready to identify photos (``predict`` loads one per run, ``serve`` keeps them)."""
+    from core.minerals.saved import MineralIdentifier
+
+    return MineralIdentifier.load(folder, device)
+
+
+def _warn_unused_properties(identifier: MineralIdentifier, properties: tuple, progress: Progress) -> None:
+    if not identifier.uses_properties and any(v not in (None, "") for v in properties):
+        progress.warn("this model uses the photo only; hardness/luster/streak are ignored (train --model multimodal)")
+
+
+def _identify_photo(identifier: MineralIdentifier, image: str | Path, hardness, luster, streak, top: int) -> dict:
+    """One photo's answer, the same for ``predict`` and ``serve``: image, top minerals, seconds taken."""
+    if not Path(image).is_file():
+        raise InvalidInputError(f"photo {image} does not exist")
+    start = time.perf_counter()
+    rows = identifier.identify(image, hardness, luster, streak, top=top)
+    return {"image": str(image), "top": rows, "seconds": round(time.perf_counter() - start, 4)}
+
+
+# -- serve ----------------------------------------------------------------------------------------------
+
+REQUEST_FIELDS = ("model", "photo", "top", "hardness", "luster", "streak", "device")
+PROPERTY_FIELDS = ("hardness", "luster", "streak")
+
+
+def _serve(args, progress: Progress) -> int:
+    """Answer one JSON request per stdin line with one JSON line on stdout, until stdin ends.
+
+    Starting Python, importing torch and loading a model take seconds, a prediction a fraction of
+    one: the plugin keeps this process running and sends it every Identify. A bad request gets
+    ``{"error": ...}`` and the next one is served as usual.
+    """
+    answers = sys.stdout
+    log = Progress(mode=progress.mode, stream=sys.stderr)  # stdout carries answers only
+    models = _IdentifierCache()
+    # A stray print (ours or a library's) must not break the one-line-per-request protocol.
+    with contextlib.redirect_stdout(sys.stderr):
+        for line in iter(sys.stdin.readline, ""):
+            if not line.strip():
+                continue
+            try:
+                answer = _answer(_parse_request(line), models, args.device, log)
+            except GeoAnomalyError as exc:
+                answer = {"error": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - one failed request must not end the server
+                answer = {"error": f"internal error: {type(exc).__name__}: {exc}"}
+            answers.write(json.dumps(answer) + "\n")
+            answers.flush()
+    return 0
+
+
+def _parse_request(line: str) -> dict:
+    try:
+        request = json.loads(line)
+    except ValueError as exc:
+        raise InvalidInputError(f"a request must be one JSON object per line: {exc}") from None
+    if not isinstance(request, dict):
+        raise InvalidInputError("a request must be one JSON object per line, e.g. {\"model\": ..., \"photo\": ...}")
+    unknown = sorted(set(request) - set(REQUEST_FIELDS))
+    if unknown:
+        raise InvalidInputError(f"unknown request field {', '.join(map(repr, unknown))}; "
+                                f"the fields are {', '.join(REQUEST_FIELDS)}")
+    for name, what in (("model", "the trained model folder"), ("photo", "the photo to identify")):
+        if not isinstance(request.get(name), str) or not request[name].strip():
+            raise InvalidInputError(f"the request field {name!r} must name {what}")
+    top = request.get("top", 5)
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise InvalidInputError(f"the request field 'top' must be a whole number >= 1, got {top!r}")
+    for name in PROPERTY_FIELDS:
+        value = request.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+            raise InvalidInputError(f"the request field {name!r} must be text or a number, got {value!r}")
+    if not isinstance(request.get("device", ""), (str, type(None))):
+        raise InvalidInputError(f"the request field 'device' must be auto, cpu, cuda or cuda:N, got {request['device']!r}")
+    return request
+
+
+def _answer(request: dict, models: _IdentifierCache, default_device: str, log: Progress) -> dict:
+    identifier = models.get(request["model"], request.get("device") or default_device)
+    properties = tuple(request.get(name) for name in PROPERTY_FIELDS)
+    answer = _identify_photo(identifier, request["photo"], *properties, request.get("top", 5))
+    _warn_unused_properties(identifier, properties, log)  # after: a request that failed has said why
+    return answer
+
+
+class _IdentifierCache:
+    """Loaded models by (folder, device); a model whose files changed (retrained) is loaded again."""
+
+    def __init__(self, size: int = 3) -> None:
+        # A few at most: a ResNet-50 model holds ~100 MB, and the plugin uses one model at a time.
+        self.size = size
+        self.entries: OrderedDict[tuple[str, str], tuple[tuple, MineralIdentifier]] = OrderedDict()
+
+    def get(self, folder: str, device_name: str) -> MineralIdentifier:
+        from core.device import resolve_device
+
+        device = resolve_device(device_name)
+        path = Path(folder).expanduser().resolve()
+        key = (str(path), str(device))
+        stamp = _model_stamp(path)
+        entry = self.entries.pop(key, None)
+        if entry is None or entry[0] != stamp:
+            entry = (stamp, _load_identifier(path, device))
+        self.entries[key] = entry  # most recently used last
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return entry[1]
+
+
+def _model_stamp(folder: Path) -> tuple:
+    """Modification times of a model folder's files (None where missing: loading then says what is wrong)."""
+    from core.minerals.saved import MODEL_FILE, WEIGHTS_FILE
+
+    stamp = []
+    for name in (MODEL_FILE, WEIGHTS_FILE):
+        try:
+            stamp.append((folder / name).stat().st_mtime_ns)
+        except OSError:
+            stamp.append(None)
+    return tuple(stamp)
 
 
 # -- evaluate -------------------------------------------------------------------------------------------

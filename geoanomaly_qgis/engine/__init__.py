@@ -4,6 +4,7 @@ Nothing here imports QGIS, torch, numpy or rasterio.
 """
 
 from .discovery import EngineInterpreter, find_engine_python, install_instructions
+from .persistent import PersistentEngine
 from .worker import EngineCancelled, EngineError, EngineNotFoundError, run_engine
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "EngineError",
     "EngineInterpreter",
     "EngineNotFoundError",
+    "PersistentEngine",
     "find_engine_python",
     "install_instructions",
     "run_engine",

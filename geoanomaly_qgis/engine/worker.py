@@ -23,7 +23,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from .discovery import _no_window, find_engine_python, install_instructions, neutral_folder
@@ -99,10 +99,20 @@ def run_engine(
     command = engine_command(python, argv)
     if feedback is not None:
         feedback.pushCommandInfo(shlex.join(command))
+    process = start_engine_process(python, command, stdin=subprocess.DEVNULL)
+    return _Session(process, feedback, cancel_grace).wait()
+
+
+def start_engine_process(python: str, command: Sequence[str], stdin: int) -> subprocess.Popen:
+    """Start ``command`` (from :func:`engine_command`) with text pipes for stdout and stderr.
+
+    The engine's environment and a neutral working folder keep the QGIS
+    process's own settings and the user's current folder out of the engine.
+    """
     try:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             command,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=engine_environment(),
@@ -115,7 +125,21 @@ def run_engine(
         )
     except OSError as exc:
         raise EngineNotFoundError(f"cannot start the engine interpreter {python}: {exc.strerror or exc}") from exc
-    return _Session(process, feedback, cancel_grace).wait()
+
+
+def unexpected_exit(python: str, exit_code: int | None, stderr_tail: Iterable[str],
+                    feedback: Feedback | None = None) -> EngineError:
+    """The error for an engine that ended without its own error event: its last stderr line says why."""
+    tail = [line for line in stderr_tail if line.strip()]
+    detail = tail[-1] if tail else "no message"
+    if "No module named 'core'" in detail or "No module named core" in detail:
+        return EngineNotFoundError(
+            f"the interpreter {python} does not have the GeoAnomaly engine installed; "
+            "choose another one in GeoAnomaly > Settings, or install it:\n" + install_instructions(),
+            exit_code)
+    if feedback is not None and tail:
+        feedback.reportError("\n".join(tail[-10:]), False)
+    return EngineError(f"the engine stopped unexpectedly (exit code {exit_code}): {detail}", exit_code)
 
 
 class _Session:
@@ -168,16 +192,7 @@ class _Session:
             return self.result or {}
         if self.error and self.error.get("message"):
             raise EngineError(str(self.error["message"]), exit_code)
-        tail = [line for line in self.stderr_tail if line.strip()]
-        detail = tail[-1] if tail else "no message"
-        if "No module named 'core'" in detail or "No module named core" in detail:
-            raise EngineNotFoundError(
-                f"the interpreter {self.process.args[0]} does not have the GeoAnomaly engine installed; "
-                "choose another one in GeoAnomaly > Settings, or install it:\n" + install_instructions(),
-                exit_code)
-        if self.feedback is not None and tail:
-            self.feedback.reportError("\n".join(tail[-10:]), False)
-        raise EngineError(f"the engine stopped unexpectedly (exit code {exit_code}): {detail}", exit_code)
+        raise unexpected_exit(self.process.args[0], exit_code, self.stderr_tail, self.feedback)
 
     def _on_stdout(self, line: str) -> None:
         try:
