@@ -146,6 +146,18 @@ def test_duplicate_locations_and_lonlat_input(tmp_path):
     assert np.isfinite(with_twins.score(prepared)).all()
 
 
+def test_a_sample_compiled_twice_counts_once_and_gets_one_score():
+    frame, _ = synthetic_survey(n=150, elements=6, anomalies=5, seed=4)
+    twice = pd.concat([frame, frame.iloc[:40]], ignore_index=True)  # 40 samples listed twice, same assays
+    prepared = prepared_from_frame(twice)
+    detector = make_detector("transformer", **TINY).fit(prepared)
+    assert detector.history_["samples_trained_on"] == 150
+    context, _, repeats = detector._context(prepared)
+    assert repeats.sum() == 40 and not np.isin(context.indices, np.flatnonzero(repeats)).any()
+    scores = detector.score(prepared)
+    np.testing.assert_allclose(scores[150:], scores[:40], rtol=1e-6)
+
+
 def test_progress_within_a_callers_stage_names_each_generation(small_prepared):
     prepared, _ = small_prepared
     stream = io.StringIO()

@@ -56,6 +56,22 @@ def test_colocated_samples_are_left_out_by_default_and_kept_on_request():
     assert set(kept.indices[0]) >= {1, 2} and 0 not in kept.indices[0]
 
 
+def test_only_the_given_context_rows_serve_as_context():
+    # rows 1 and 4 repeat a sample compiled twice: they are scored, but fill no one's context
+    xy = np.array([[0, 0], [0, 0], [100, 0], [0, 100], [0, 100], [200, 200], [300, 0]], float)
+    usable = np.array([True, False, True, True, False, True, True])
+    context = find_neighbours(xy, 3, context_rows=usable)
+    assert context.indices.shape == (7, 3)
+    assert not np.isin(context.indices, [1, 4]).any()
+    plain = find_neighbours(xy, 3)
+    assert np.isin(plain.indices, [1, 4]).any()
+    # the repeats' own contexts are those of the samples they repeat
+    np.testing.assert_array_equal(context.indices[1], context.indices[0])
+    np.testing.assert_array_equal(context.indices[4], context.indices[3])
+    with pytest.raises(InvalidInputError, match="one flag per sample"):
+        find_neighbours(xy, 3, context_rows=usable[:-1])
+
+
 def test_small_survey_pads_missing_neighbours_and_lonely_samples_fail():
     xy = np.array([[0, 0], [10, 0], [0, 10]], float)
     context = find_neighbours(xy, 5)

@@ -56,12 +56,15 @@ def find_neighbours(
     k: int,
     exclude_colocated: bool = True,
     colocated_tolerance_m: float = 1.0,
+    context_rows: np.ndarray | None = None,
 ) -> NeighbourContext:
     """The ``k`` nearest other samples of every sample, by Euclidean distance in metres.
 
     ``xy`` must be projected coordinates in metres (``SampleTable.xy``); the
     query's own row is never in its context. See the module docstring for
-    ``exclude_colocated``.
+    ``exclude_colocated``. ``context_rows`` (bool per sample, default all)
+    says which samples may serve as context: the transformer passes False
+    for repeats of a sample compiled twice, so one sample fills one slot.
     """
     xy = np.asarray(xy, dtype=np.float64)
     if xy.ndim != 2 or xy.shape[1] != 2:
@@ -71,19 +74,22 @@ def find_neighbours(
     n = len(xy)
     if k < 1:
         raise InvalidInputError(f"the number of neighbours must be at least 1, got {k}")
-    tree = cKDTree(xy)
+    pool = np.arange(n) if context_rows is None else np.flatnonzero(np.asarray(context_rows, dtype=bool))
+    if context_rows is not None and len(np.asarray(context_rows)) != n:
+        raise InvalidInputError(f"context_rows must hold one flag per sample ({n})")
+    tree = cKDTree(xy[pool])
     # How many rows can sit at one spot decides how far past k we must look.
     if exclude_colocated:
         group_sizes = np.array([len(g) for g in tree.query_ball_point(xy, r=colocated_tolerance_m)])
         extra = int(group_sizes.max()) if n else 1
     else:
         extra = 1
-    n_query = min(n, k + extra)
+    n_query = min(len(pool), k + extra)
     if n_query < 2:
-        raise InvalidInputError(f"a spatial context needs at least 2 samples at distinct rows, got {n}")
+        raise InvalidInputError(f"a spatial context needs at least 2 samples at distinct rows, got {len(pool)}")
     distances, indices = tree.query(xy, k=n_query)
     distances = distances.reshape(n, n_query)
-    indices = indices.reshape(n, n_query).astype(np.int64)
+    indices = pool[indices.reshape(n, n_query)].astype(np.int64)
 
     if exclude_colocated:
         keep = distances > colocated_tolerance_m

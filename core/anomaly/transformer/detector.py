@@ -137,22 +137,16 @@ class TransformerDetector(Detector):
     def _fit_on(self, samples: PreparedSamples, progress: Progress, device, device_line: str) -> None:
         import torch
 
-        from core.anomaly.transformer.dataset import find_neighbours
         from core.anomaly.transformer.trainer import DistillationTrainer, TrainingSettings
-        from core.preprocess.duplicates import location_groups, repeated_samples
 
         models = f"{self.ensemble} models x " if self.ensemble > 1 else ""
         progress.log(f"Transformer on {device_line}: {models}{self.generations} generation(s), "
                      f"{self.neighbours} neighbours, at most {self.epochs} epochs each")
         started = time.perf_counter()
-        context = find_neighbours(samples.xy, self.neighbours, self.exclude_colocated, self.colocated_tolerance_m)
+        context, groups, repeats = self._context(samples)
         self.n_elements_ = samples.values.shape[1]
         self.offset_scale_m_ = context.typical_spacing_m()
         dataset = self._dataset(samples, context, device)
-        # One physical sample counts once: twins stay on one side of the validation split, and
-        # identical repeats (one sample compiled twice) are not trained on twice.
-        groups = location_groups(samples.xy, self.colocated_tolerance_m)
-        repeats = repeated_samples(groups, samples.values)
         if repeats.any():
             progress.log(f"Training on {int((~repeats).sum())} of {len(repeats)} samples: {int(repeats.sum())} "
                          "repeat a co-located sample with identical assays (counted once; still scored)")
@@ -183,6 +177,23 @@ class TransformerDetector(Detector):
             "torch_threads": torch.get_num_threads(),
             "generations": records,
         }
+
+    def _context(self, samples: PreparedSamples):
+        """(neighbour context, location group per sample, repeat flag per sample) of ``samples``.
+
+        One physical sample counts once: an identical repeat at the same spot
+        (one sample compiled twice) fills no context slot and is not trained
+        on (the trainer is given the flags); whole location groups stay on
+        one side of the validation split. Repeats are still scored.
+        """
+        from core.anomaly.transformer.dataset import find_neighbours
+        from core.preprocess.duplicates import location_groups, repeated_samples
+
+        groups = location_groups(samples.xy, self.colocated_tolerance_m)
+        repeats = repeated_samples(groups, samples.values)
+        context = find_neighbours(samples.xy, self.neighbours, self.exclude_colocated, self.colocated_tolerance_m,
+                                  context_rows=~repeats)
+        return context, groups, repeats
 
     def _build_model(self):
         from core.anomaly.transformer.model import ContextReconstructor
@@ -219,10 +230,9 @@ class TransformerDetector(Detector):
         return out
 
     def _readouts_on(self, samples: PreparedSamples, device) -> dict[str, np.ndarray]:
-        from core.anomaly.transformer.dataset import find_neighbours
         from core.anomaly.transformer.trainer import predict_background
 
-        context = find_neighbours(samples.xy, self.neighbours, self.exclude_colocated, self.colocated_tolerance_m)
+        context, _, _ = self._context(samples)
         dataset = self._dataset(samples, context, device)
         values = samples.values.astype(np.float64)
         out: dict[str, np.ndarray] = {}
