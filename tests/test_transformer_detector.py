@@ -95,7 +95,7 @@ def test_readouts_per_generation_history_and_default_score(small_prepared):
     details = detector.score_details(prepared)
     n, p = prepared.values.shape
     for name in ("generation_0", "generation_1", "generation_2", "reconstruction_error",
-                 "attention_dispersion", "rank_fusion"):
+                 "attention_dispersion", "rank_fusion", "residual_mahalanobis"):
         assert details[name].shape == (n,), name
     assert details["residual"].shape == (n, p)
     np.testing.assert_allclose(details["reconstruction_error"], np.linalg.norm(details["residual"], axis=1))
@@ -112,6 +112,15 @@ def test_readouts_per_generation_history_and_default_score(small_prepared):
     json.dumps(history)  # goes into run.json
     fused = make_detector("transformer", **{**TINY, "generations": 3, "main_score": "fusion"}).fit(prepared)
     np.testing.assert_array_equal(fused.score(prepared), fused.score_details(prepared)["rank_fusion"])
+    # the robust Mahalanobis distance of the residuals: the classical detector's, fitted on the residuals
+    from core.anomaly.classical import MahalanobisDetector
+    from core.preprocess.pipeline import PreparedSamples
+
+    residuals = PreparedSamples(details["residual"], prepared.xy, list(prepared.elements))
+    expected = MahalanobisDetector(seed=0).fit(residuals).score(residuals)
+    np.testing.assert_allclose(details["residual_mahalanobis"], expected, rtol=1e-6)
+    by_pattern = make_detector("transformer", **{**TINY, "generations": 3, "main_score": "mahalanobis"}).fit(prepared)
+    np.testing.assert_array_equal(by_pattern.score(prepared), by_pattern.score_details(prepared)["residual_mahalanobis"])
 
 
 def test_planted_multi_element_anomalies_rank_at_the_top():
@@ -211,7 +220,7 @@ def test_tiny_survey_through_the_command_line(tmp_path, capsys):
     assert any("cpu" in e.get("message", "") for e in events if e["event"] == "log")
     scores = pd.read_csv(out / "scores.csv")
     for column in ("anomaly_score", "generation_0", "generation_1", "attention_dispersion", "rank_fusion",
-                   "residual_Cu", "top_elements"):
+                   "residual_mahalanobis", "residual_Cu", "top_elements"):
         assert column in scores.columns, column
     record = json.loads((out / "run.json").read_text())
     training = record["training"]

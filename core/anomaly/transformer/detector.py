@@ -25,6 +25,9 @@ Readouts (``score_details``):
 - ``attention_dispersion``: attention-weighted mean distance (metres) from
   the sample to its context;
 - ``rank_fusion``: mean of the rank percentiles of the two above;
+- ``residual_mahalanobis``: robust (MCD) Mahalanobis distance of the last
+  generation's residual vector, fitted on the samples counted once - how
+  unusual the *pattern* of residuals is, given how residuals co-vary;
 - ``residual`` (n, p): sample - reconstruction per element, which elements
   drive each anomaly.
 
@@ -60,9 +63,9 @@ from core.errors import InvalidInputError
 from core.preprocess.pipeline import PreparedSamples
 from core.progress import Progress
 
-SCORES = ("reconstruction", "dispersion", "fusion")
-_SCORE_COLUMN = {"reconstruction": "reconstruction_error", "dispersion": "attention_dispersion",
-                 "fusion": "rank_fusion"}
+SCORES = ("reconstruction", "mahalanobis", "dispersion", "fusion")
+_SCORE_COLUMN = {"reconstruction": "reconstruction_error", "mahalanobis": "residual_mahalanobis",
+                 "dispersion": "attention_dispersion", "fusion": "rank_fusion"}
 
 
 @register_detector("transformer")
@@ -232,7 +235,7 @@ class TransformerDetector(Detector):
     def _readouts_on(self, samples: PreparedSamples, device) -> dict[str, np.ndarray]:
         from core.anomaly.transformer.trainer import predict_background
 
-        context, _, _ = self._context(samples)
+        context, _, repeats = self._context(samples)
         dataset = self._dataset(samples, context, device)
         values = samples.values.astype(np.float64)
         out: dict[str, np.ndarray] = {}
@@ -249,6 +252,7 @@ class TransformerDetector(Detector):
         out["reconstruction_error"] = out[f"generation_{last}"]
         out["attention_dispersion"] = (attention * distances).sum(axis=1) / np.maximum(attention.sum(axis=1), 1e-12)
         out["rank_fusion"] = rank_mean([out["reconstruction_error"], out["attention_dispersion"]])
+        out["residual_mahalanobis"] = residual_mahalanobis(samples, residual, fit_rows=~repeats)
         out["residual"] = residual  # last generation, (n, p)
         return out
 
@@ -328,8 +332,9 @@ class TransformerDetector(Detector):
                            help="transformer: let samples at the same location be each other's context "
                                 "(default: left out, they would let a duplicate explain its twin)")
         group.add_argument("--transformer-score", choices=SCORES, default="reconstruction",
-                           help="transformer: main score - reconstruction error (default), attention "
-                                "dispersion or their rank fusion (see the README before changing it)")
+                           help="transformer: main score - reconstruction error (default), robust Mahalanobis "
+                                "distance of the residuals, attention dispersion, or the rank fusion of "
+                                "reconstruction and dispersion (see the README before changing it)")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TransformerDetector:
@@ -377,6 +382,23 @@ def cpu_threads(device, threads: int | None):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def residual_mahalanobis(samples: PreparedSamples, residual: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
+    """Robust Mahalanobis distance of each sample's residual, the residuals' centre and covariance
+    estimated (MCD) from ``fit_rows`` (each sample counted once).
+
+    The L2 norm treats every element's residual as independent with the same
+    spread; residuals of compositional data are correlated (closure, element
+    associations) and some elements are predicted far worse than others
+    everywhere. This readout asks how unusual the residual *pattern* is. It
+    is relative to the samples scored together (like ``rank_fusion``).
+    """
+    from core.anomaly.classical import MahalanobisDetector
+
+    residuals = PreparedSamples(residual.astype(np.float64), samples.xy, list(samples.elements))
+    detector = MahalanobisDetector(robust=True, seed=0).fit(residuals.subset(np.flatnonzero(fit_rows)))
+    return detector.score(residuals)
 
 
 def member_seed(seed: int, member: int) -> int:
