@@ -11,8 +11,9 @@ with the seed (on GSWA sed1 two seeds share only 57-70 % of their top 5 %);
 two ensembles of three share 73-86 % (Spearman 0.95).
 
 One physical sample counts once in training. A sample compiled twice (same
-spot, identical assays: 526 of sed1's 1,392 rows) is trained on once, and all
-samples of one location fall on the same side of the validation split - a
+spot, identical assays: 526 of sed1's 1,392 rows) is trained on once and
+fills one context slot, and all samples of one location fall on the same
+side of the validation split - a
 twin in training would otherwise let early stopping reward memorising its
 double in validation. Every row is still scored.
 
