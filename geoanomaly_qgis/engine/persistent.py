@@ -27,14 +27,13 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from .discovery import find_engine_python, install_instructions
 from .worker import (
     CANCEL_GRACE_SECONDS,
     EngineCancelled,
     EngineError,
-    EngineNotFoundError,
     Feedback,
     engine_command,
+    engine_python,
     start_engine_process,
     unexpected_exit,
 )
@@ -98,13 +97,7 @@ class PersistentEngine:
             process.close()
 
     def _running(self, python: str | None, feedback: Feedback | None) -> _EngineProcess:
-        if python is None:
-            found = find_engine_python()
-            if found is None:
-                raise EngineNotFoundError(
-                    "the GeoAnomaly engine was not found: set its Python interpreter in "
-                    "GeoAnomaly > Settings, or install it:\n" + install_instructions())
-            python = found.python
+        python = engine_python(python)
         process = self._process
         if process is not None and (not process.alive() or process.python != python):
             # Died, or another interpreter was chosen in the settings since it started.

@@ -88,19 +88,25 @@ def run_engine(
     SIGTERM, then SIGKILL after ``cancel_grace`` seconds), and
     :class:`EngineError` with the engine's message when it exits non-zero.
     """
-    if python is None:
-        found = find_engine_python()
-        if found is None:
-            raise EngineNotFoundError(
-                "the GeoAnomaly engine was not found: set its Python interpreter in "
-                "GeoAnomaly > Settings, or install it:\n" + install_instructions()
-            )
-        python = found.python
+    python = engine_python(python)
     command = engine_command(python, argv)
     if feedback is not None:
         feedback.pushCommandInfo(shlex.join(command))
     process = start_engine_process(python, command, stdin=subprocess.DEVNULL)
     return _Session(process, feedback, cancel_grace).wait()
+
+
+def engine_python(python: str | None = None) -> str:
+    """``python`` if given, else the engine interpreter found from the settings and the environment."""
+    if python is not None:
+        return python
+    found = find_engine_python()
+    if found is None:
+        raise EngineNotFoundError(
+            "the GeoAnomaly engine was not found: set its Python interpreter in "
+            "GeoAnomaly > Settings, or install it:\n" + install_instructions()
+        )
+    return found.python
 
 
 def start_engine_process(python: str, command: Sequence[str], stdin: int) -> subprocess.Popen:
