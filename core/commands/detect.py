@@ -130,7 +130,8 @@ def run(args: argparse.Namespace, progress) -> int:
                 if name != args.method:
                     progress.log(f"  {name}: AUC {res['mean']:.3f} ± {res['std']:.3f}")
             write_success_rate(prepared.xy, {k: v for k, v in compared.items() if not k.startswith("readout:")},
-                               deposits, staging, title=f"Success rate — {args.method}")
+                               deposits, staging, title=f"Success rate — {args.method}",
+                               auc={name: res["mean"] for name, res in metrics["auc_by_score"].items()})
 
         progress.stage("grid", "Gridding the scores", weight=weights["grid"])
         grid = grid_samples(prepared.xy, scores, cell=args.cell, max_distance=args.max_distance,
