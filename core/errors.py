@@ -60,6 +60,10 @@ class OutputNotWritableError(GeoAnomalyError, OSError):
     """The output folder cannot be created or written."""
 
 
+class OutputExistsError(GeoAnomalyError):
+    """The output folder holds an earlier run and ``--overwrite`` was not given."""
+
+
 class CancelledError(GeoAnomalyError):
     """The run was cancelled (SIGTERM from the plugin's Cancel, or Ctrl-C)."""
 

@@ -116,6 +116,13 @@ class Detector:
         """Extra readouts: 1-D per-sample scores, or 2-D (n, p) per-element residuals."""
         return {}
 
+    def element_residuals(self, samples: PreparedSamples) -> np.ndarray | None:
+        """Per-element standardised residuals (n, p), positive = above the model's background; None if it has none.
+
+        The commodity readouts (:mod:`core.anomaly.readouts`) read these.
+        """
+        return None
+
     def get_params(self) -> dict[str, Any]:
         return dict(self.params)
 

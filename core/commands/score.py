@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.anomaly.detection import score_columns
 from core.anomaly.saved_model import load_model
 from core.commands._options import add_output_argument, add_sample_arguments
-from core.commands.detect import score_columns
 from core.io.atomic import atomic_output_dir
 from core.io.samples import read_samples
 from core.io.scores import scores_frame, write_scores

@@ -46,7 +46,10 @@ def atomic_output_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(stale, ignore_errors=True)
     staging = parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    try:
+        staging.mkdir()
+    except OSError as exc:  # os.access says yes on some file systems (/sys, read-only mounts) that refuse
+        raise OutputNotWritableError(f"output folder {out} is not writable: {exc.strerror}") from exc
     previous = _install_sigterm_handler()
     try:
         yield staging
