@@ -241,6 +241,21 @@ def test_a_geotiff_with_an_internal_mask_and_no_nodata_reads_as_masked(tmp_path)
     assert np.isfinite(sampled[0]).all() and np.isnan(sampled[1]).all()
 
 
+def test_prospectivity_evidence_and_cell_evaluation_leave_masked_cells_out(tmp_path):
+    from core.evaluate.auc import cell_auc
+    from core.io.rasters import read_raster_stack
+    from core.prospectivity.stack import load_evidence
+
+    path = tmp_path / "masked.tif"
+    keep, transform = _masked_geotiff(path)
+    assert load_evidence([path]).n_cells == int(keep.sum())
+    # A deposit on a masked cell is not scored as if the cell held a real value.
+    stack = read_raster_stack(path)
+    deposits = np.array([transform * (5.5, 2.5), transform * (12.5, 30.5)])
+    result = cell_auc(stack.values[0], stack.transform, deposits)
+    assert result.n_used == 1
+
+
 def test_windows_carry_their_own_transform(tmp_path):
     from affine import Affine
 
