@@ -31,12 +31,10 @@ from core.evaluate.report import evaluate_scores
 from core.io.samples import SampleTable
 from core.preprocess import Preprocessor
 from core.preprocess.duplicates import colocated_report, location_groups
+from core.preprocess.elements import COMMODITY_BLIND
 from core.preprocess.pipeline import PreparedSamples
 from core.preprocess.transforms import clr
 from core.progress import Progress
-
-COMMODITY_BLIND = ("no commodity given: the map is commodity-blind (any unusual chemistry, enriched or depleted, "
-                   "in any element); give the commodity to read the map for it")
 
 
 @dataclass
@@ -118,23 +116,11 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
     compared = {name: scores, **{f"readout:{k}": v for k, v in details.items() if np.ndim(v) == 1}}
 
     suite = preprocessor.suite_()
-    if suite:
-        groups = location_groups(prepared.xy)
-        assays, not_assayed = preprocessor.imputed_assays(table)
-        elements = preprocessor.elements_
-        references = hand_made_references(assays, elements, preprocessor.commodity, list(suite), not_assayed)
-        # The survey's own background (median of each element's CLR) read through the halo readout.
-        readouts = {"suite_halo": suite_enrichment(robust_standardise(clr(assays)), elements, suite,
-                                                    prepared.xy, groups)}
-        own = _commodity_readout(detector, prepared, suite, groups)
-        if own is not None:
-            readouts[f"{name}_halo"] = own
-        for key, values in {**references, **readouts}.items():
-            columns[key] = values
-        compared.update({f"reference:{k}": v for k, v in references.items()})
-        compared.update({f"readout:{k}": v for k, v in readouts.items()})
-    else:
-        groups = None
+    groups = location_groups(prepared.xy) if suite else None
+    references, readouts = commodity_scores(preprocessor, table, prepared, detector, groups)
+    columns.update({**references, **readouts})
+    compared.update({f"reference:{k}": v for k, v in references.items()})
+    compared.update({f"readout:{k}": v for k, v in readouts.items()})
 
     metrics: dict = {}
     if deposits is not None:
@@ -155,6 +141,28 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
         metrics.update(auc=main["mean"], auc_std=main["std"], success_rate_top5=main["success_rate_top5"])
         _log_metrics(name, metrics, progress)
     return Detection(scores, columns, compared, metrics, prepared, preprocessor, detector, colocated, suite, timings)
+
+
+def commodity_scores(preprocessor: Preprocessor, table: SampleTable, prepared: PreparedSamples, detector: Detector,
+                     groups: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The hand-made references and the halo readouts of a fitted run; both empty without a commodity.
+
+    Readouts: ``suite_halo`` (the survey's own background: the median of
+    each element's CLR) and ``<detector>_halo`` when the detector has
+    per-element residuals (:meth:`Detector.element_residuals`).
+    """
+    suite = preprocessor.suite_()
+    if not suite:
+        return {}, {}
+    groups = location_groups(prepared.xy) if groups is None else groups
+    assays, not_assayed = preprocessor.imputed_assays(table)
+    elements = preprocessor.elements_
+    references = hand_made_references(assays, elements, preprocessor.commodity, list(suite), not_assayed)
+    readouts = {"suite_halo": suite_enrichment(robust_standardise(clr(assays)), elements, suite, prepared.xy, groups)}
+    own = _commodity_readout(detector, prepared, suite, groups)
+    if own is not None:
+        readouts[f"{detector.name}_halo"] = own
+    return references, readouts
 
 
 def score_columns(scores: np.ndarray, details: dict[str, np.ndarray], elements: list[str]) -> dict[str, np.ndarray]:

@@ -62,6 +62,7 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingUtils,
+    QgsProject,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -103,6 +104,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     ELEMENTS = "ELEMENTS"
     DEPOSITS = "DEPOSITS"
     DEVICE = "DEVICE"
+    COMMODITY = "COMMODITY"
     SEED = "SEED"
     CELL = "CELL"
     WORK_CRS = "WORK_CRS"
@@ -260,6 +262,25 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from None
 
     # -- parameter helpers ------------------------------------------------------
+    def add_commodity_parameter(self) -> None:
+        """The first question: which commodity the map is for (the project's last answer is the default)."""
+        remembered = QgsProject.instance().readEntry(PROJECT_SCOPE, self.COMMODITY.lower(), "")[0]
+        default = COMMODITIES.index(remembered) + 1 if remembered in COMMODITIES else 0
+        param = QgsProcessingParameterEnum(
+            self.COMMODITY, self.tr("Commodity explored for"), [COMMODITY_BLIND] + COMMODITIES, False, default, True)
+        param.setHelp("The map reads enrichment of this commodity and its pathfinders, and is compared with the "
+                      "commodity's own assay map and a pathfinder index. None: any unusual chemistry.")
+        self.addParameter(param)
+
+    def commodity_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        """``--commodity X`` (none when commodity-blind); remembers the answer in the project."""
+        index = self.parameterAsEnum(parameters, self.COMMODITY, context) if parameters.get(self.COMMODITY) \
+            not in (None, "") else 0
+        chosen = COMMODITIES[index - 1] if index > 0 else ""
+        project = context.project() or QgsProject.instance()
+        project.writeEntry(PROJECT_SCOPE, self.COMMODITY.lower(), chosen)
+        return ["--commodity", chosen] if chosen else []
+
     def add_samples_parameters(self, elements: bool = True,
                                elements_help: str = "Element fields (none chosen: every numeric field "
                                                     "ending in _ppm, _ppb or _pct)") -> None:
@@ -399,6 +420,12 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                                  else QgsProcessingUtils.LayerHint.Vector)
         details.setPostProcessor(ResultLayerLoader.create(run.group, style, rank, run.argv, run.out_dir))
         context.addLayerToLoadOnCompletion(str(path), details)
+
+
+# The engine's commodity suites (core/preprocess/elements.py PATHFINDERS); the plugin does not import the engine.
+COMMODITIES = ["Au", "Cu", "Ni", "W", "Li", "Pb-Zn"]
+COMMODITY_BLIND = "None (commodity-blind: any unusual chemistry)"
+PROJECT_SCOPE = "GeoAnomaly"
 
 
 def read_json(path: Path) -> Any:
