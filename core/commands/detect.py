@@ -77,7 +77,8 @@ def run(args: argparse.Namespace, progress) -> int:
         record["device"] = getattr(detector, "history_", {}).get("device", "cpu")
         if deposits is not None:
             write_success_rate(prepared.xy, {k: v for k, v in result.compared.items() if not k.startswith("readout:")},
-                               deposits, staging, title=f"Success rate — {args.method}")
+                               deposits, staging, title=f"Success rate — {args.method}",
+                               auc={name: res["mean"] for name, res in metrics["auc_by_score"].items()})
 
         progress.stage("grid", "Gridding the scores", weight=weights["grid"])
         grid = grid_samples(prepared.xy, result.scores, cell=args.cell, max_distance=args.max_distance,

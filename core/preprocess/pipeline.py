@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import InvalidInputError
+from core.errors import InvalidInputError, NotFittedError
 from core.io.samples import SampleTable
 from core.preprocess import transforms
 from core.preprocess.elements import (
@@ -149,6 +149,12 @@ class Preprocessor:
         return self
 
     def transform(self, table: SampleTable) -> PreparedSamples:
+        """The samples' assays as the fitted transform and scaling prepare them.
+
+        Raises:
+            NotFittedError: ``fit`` has not been called.
+            InvalidInputError: a column the fitted elements need is missing.
+        """
         self._check_fitted()
         raw, imputed, _ = self._impute(table, Path(table.source).name)
         features = (transforms.apply(self.transform_name, raw) - self.center_) / self.scale_
@@ -265,7 +271,7 @@ class Preprocessor:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "center_"):
-            raise RuntimeError("Preprocessor is not fitted yet")
+            raise NotFittedError("the preprocessor is not fitted yet: call fit() or fit_transform() first")
 
 
 def _combine(table: SampleTable, columns: list[tuple[str, float]], source: str) -> tuple[np.ndarray, np.ndarray]:
