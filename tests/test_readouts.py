@@ -106,3 +106,19 @@ def test_gridded_readout_keeps_nodata_and_rewards_a_patch():
     out = gridded_suite_enrichment(bands, ELEMENTS, SUITE, radius_cells=2.0)
     assert np.all(np.isnan(out[0]))
     assert out[12, 12] > out[25, 25]
+
+
+def test_suite_masked_residuals_are_not_explained_by_the_suite_itself():
+    rng = np.random.default_rng(1)
+    host, sulphide = rng.normal(size=(2, 400))
+    noise = 0.1 * rng.normal(size=(4, 400))
+    sulphide[:10] += 3.0                 # ten samples: Au and As rise together, the host rocks do not change
+    X = np.column_stack([0.3 * host + sulphide + noise[0], 0.3 * host + sulphide + noise[1],   # Au, As
+                         host + noise[2], host + noise[3]])                                     # Fe, Al
+    precision = np.linalg.inv(np.cov(X[10:].T))
+    location = X[10:].mean(axis=0)
+    plain = mahalanobis_residuals(X, location, precision)
+    masked = mahalanobis_residuals(X, location, precision, np.array([True, True, False, False]))
+    # Regressed on each other, Au and As explain each other away; regressed on Fe and Al only, they stand out.
+    assert masked[:10, :2].mean() > 2 and masked[:10, :2].mean() > 3 * abs(plain[:10, :2].mean())
+    assert np.all(masked[:, 2:] == 0)

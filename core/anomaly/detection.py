@@ -188,7 +188,7 @@ def score_columns(scores: np.ndarray, details: dict[str, np.ndarray], elements: 
 def _commodity_readout(detector: Detector, prepared: PreparedSamples, suite: dict[str, float],
                        groups: np.ndarray) -> np.ndarray | None:
     """The halo readout of a detector's per-element residuals; None if it has none (or features are not elements)."""
-    residuals = detector.element_residuals(prepared)
+    residuals = detector.element_residuals(prepared, suite=list(suite))
     if residuals is None or not set(suite) & set(prepared.elements):
         return None
     return suite_enrichment(residuals, prepared.elements, suite, prepared.xy, groups)
