@@ -62,6 +62,7 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
     QgsProject,
 )
@@ -111,6 +112,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     SEED = "SEED"
     CELL = "CELL"
     WORK_CRS = "WORK_CRS"
+    LIKE = "LIKE"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     OVERWRITE = "OVERWRITE"
     RUN_RECORD = "RUN_RECORD"
@@ -346,6 +348,11 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             self.WORK_CRS, self.tr("Projected CRS for distances and rasters (empty: the samples' UTM zone)"),
             None, True))
 
+    def add_like_parameter(self) -> None:
+        self._advanced(QgsProcessingParameterRasterLayer(
+            self.LIKE, self.tr("Lay the raster on the grid of this raster (same cells, extent and CRS; empty: a "
+                               "grid fitted to the samples)"), None, True))
+
     def add_output_folder(self, label: str = "Output folder") -> None:
         # A new folder that lasts (see geoanomaly_qgis/outputs.py), named when the dialog opens.
         param = QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr(label),
@@ -373,6 +380,21 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(self.CELL) in (None, "") or self.parameterAsDouble(parameters, self.CELL, context) <= 0:
             return []
         return ["--cell", repr(self.parameterAsDouble(parameters, self.CELL, context))]
+
+    def like_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        """``--like FILE`` when a template raster was chosen: the engine lays its raster on that grid."""
+        layer = self.parameterAsRasterLayer(parameters, self.LIKE, context)
+        if layer is None:
+            return []
+        if layer.crs().isGeographic():
+            raise QgsProcessingException(
+                f"The template raster '{layer.name()}' is in a geographic CRS ({layer.crs().authid()}); choose a "
+                "raster in a projected CRS in metres (the anomaly raster of an earlier run, for example).")
+        if parameters.get(self.WORK_CRS):
+            raise QgsProcessingException(
+                "Choose either a projected CRS for distances or a template raster, not both: the template's CRS "
+                "is used.")
+        return ["--like", layer_checks.raster_file(layer, "template raster")]
 
     def work_crs_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
         if not parameters.get(self.WORK_CRS):
