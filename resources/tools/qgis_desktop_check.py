@@ -226,7 +226,9 @@ def settings_dialog():
 
     settings = SettingsDialog(iface.mainWindow())
     settings.show()
-    report["engine_ok"] = settings.check()
+    settings.check()
+    report["check_in_background"] = settings.panel.check_button.text()  # "Checking..." while it runs
+    report["engine_ok"] = settings.wait_for_check(120)
     report["engine_report"] = settings.report.toPlainText()
     QApplication.processEvents()
     report["settings_dialog"] = settings.grab().save(str(OUT / "qgis_settings.png"))
