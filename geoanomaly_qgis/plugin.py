@@ -10,7 +10,7 @@ from __future__ import annotations
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt import sip
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction, QMenu
+from qgis.PyQt.QtWidgets import QAction, QMenu, QMessageBox
 
 from .processing.base import ICONS_DIR
 from .processing.provider import ALGORITHMS, GeoAnomalyProvider
@@ -119,10 +119,31 @@ class GeoAnomalyPlugin:
         dialog = processing.createAlgorithmDialog(f"geoanomaly:{name}")
         if dialog is None:
             return
+        dialog.algorithmFinished.connect(
+            lambda ok, _results, dialog=dialog: self.report_engine_failure(dialog, f"geoanomaly:{name}", ok))
         # A closed dialog is deleted by Qt (its C++ side goes first): ask sip before touching it.
         self._dialogs = [d for d in self._dialogs if not sip.isdeleted(d) and d.isVisible()] + [dialog]
         dialog.show()
         dialog.raise_()
+
+    def report_engine_failure(self, dialog, algorithm_id: str, ok: bool) -> QMessageBox | None:
+        """After a failed run: a dialog with the engine's one-line message, and the run's log under Details."""
+        from .processing.base import ENGINE_FAILURES
+
+        message = ENGINE_FAILURES.pop(algorithm_id, None)
+        if ok or message is None or sip.isdeleted(dialog):  # a success, a Cancel, or a check that stopped it
+            return None
+        from qgis.PyQt.QtWidgets import QTextEdit
+
+        log = dialog.findChild(QTextEdit, "txtLog")
+        box = QMessageBox(QMessageBox.Warning, "GeoAnomaly: the run stopped",
+                          message[:1].upper() + message[1:], QMessageBox.Ok, dialog)
+        box.setObjectName("GeoAnomalyEngineError")
+        box.setInformativeText("Nothing was written to the output folder. 'Show Details' has the run's log.")
+        box.setDetailedText(log.toPlainText() if log is not None else message)
+        box.setModal(False)
+        box.show()
+        return box
 
     def export_current_run(self) -> None:
         """One click: the current prospectivity run's map as PDF and PNG, reported in the message bar."""

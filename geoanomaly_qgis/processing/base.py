@@ -76,6 +76,9 @@ from .results import ResultLayerLoader
 
 ICONS_DIR = Path(__file__).resolve().parent.parent / "resources" / "icons"
 REPLACE_LABEL = "Replace an earlier run in the output folder"
+# The engine's message of each algorithm's last failed run, for the error dialog the toolbar's dialogs show
+# (plugin.py); taken (removed) when shown.
+ENGINE_FAILURES: dict[str, str] = {}
 
 
 @dataclass
@@ -225,7 +228,9 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                     lasting.forget_answer(out_dir)
                     feedback.pushInfo(f"Replacing the earlier run in {out_dir}, as asked.")
             run.argv = argv
-            run.result = self.run_worker(argv, feedback, run)
+            # --debug: an unexpected engine failure prints its traceback into the log (the Details the user
+            # can send), since QGIS has no command line to run again with it.
+            run.result = self.run_worker([*argv, "--debug"], feedback, run)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         feedback.setProgress(100.0)
@@ -286,6 +291,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(
                 f"Cancelled: the engine was stopped; no output was written to {run.out_dir}.") from None
         except EngineError as exc:
+            ENGINE_FAILURES[self.id()] = str(exc)
             raise QgsProcessingException(str(exc)) from None
 
     # -- parameter helpers ------------------------------------------------------
