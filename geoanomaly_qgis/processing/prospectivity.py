@@ -26,8 +26,9 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ..results_page import top_area_sentence
 from . import layers as layer_checks
-from .base import EngineAlgorithm, read_json
+from .base import EngineAlgorithm, likely_deposits_layer, read_json
 
 SOFT_LOSSES = [("kl", "KL divergence with temperature"), ("ce", "soft cross-entropy")]
 CLASS_METHODS = [("area", "by area share (5 / 10 / 20 %)"), ("pa", "at the prediction-area crossing")]
@@ -38,7 +39,8 @@ class ProspectivityActiveLearning(EngineAlgorithm):
     NAME = "prospectivity_active_learning"
     DISPLAY_NAME = "Prospectivity (active learning)"
     GROUP, GROUP_ID = "Prospectivity", "prospectivity"
-    ICON = "geoanomaly.svg"
+    ICON = "prospectivity.svg"
+    TOOLTIP = "Map prospectivity from evidence rasters and known deposits, and pick points for you to label"
     HELP = (
         "Turns anomaly rasters into a prospectivity map (0-1) by knowledge-distillation active learning (KDAL): "
         "the first evidence raster's anomaly scores teach a small classifier, the known deposits and your "
@@ -74,7 +76,8 @@ class ProspectivityActiveLearning(EngineAlgorithm):
             self.EVIDENCE, self.tr("Evidence rasters (one grid; the first is the anomaly map)"),
             QgsProcessing.TypeRaster))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.DEPOSITS, self.tr("Known deposits (point layer)"), [QgsProcessing.TypeVectorPoint]))
+            self.DEPOSITS, self.tr("Known deposits (point layer)"), [QgsProcessing.TypeVectorPoint],
+            likely_deposits_layer()))
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.LABELS, self.tr("Labels (e.g. the edited query points of the previous cycle)"),
             [QgsProcessing.TypeVectorPoint], None, True))
@@ -165,6 +168,12 @@ class ProspectivityActiveLearning(EngineAlgorithm):
                                               layer_name="labels")
         return ["--labels", str(exported), "--label-field", field]
 
+    def results_lines(self, run, record) -> list[str]:
+        metrics = record.get("metrics") or {}
+        top = (metrics.get("prospectivity") or {}).get("deposits_in_top_area") or {}
+        source = metrics.get("figures_from")
+        return [top_area_sentence(top) + (f" ({source})" if source else "")]
+
     def collect_outputs(self, parameters, context, feedback, run) -> dict:
         out = run.out_dir
         prospectivity = out / "prospectivity.tif"
@@ -189,10 +198,10 @@ class ProspectivityActiveLearning(EngineAlgorithm):
         cycle = record.get("cycle", "")
         if prospectivity.is_file():
             self.load_on_completion(context, run, prospectivity, f"Prospectivity (cycle {cycle})", "raster",
-                                    "anomaly", rank=90, output_name=self.PROSPECTIVITY)
+                                    "prospectivity", rank=90, output_name=self.PROSPECTIVITY)
         if classes.is_file():
             self.load_on_completion(context, run, classes, f"Prospectivity classes (cycle {cycle})", "raster",
-                                    None, rank=95, output_name=self.CLASSES)
+                                    "classes", rank=95, output_name=self.CLASSES)
         if queries.is_file():
             self.load_on_completion(context, run, queries_uri, f"Query points to label (cycle {cycle})", "vector",
                                     None, rank=5, output_name=self.QUERIES)
