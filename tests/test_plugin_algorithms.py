@@ -211,7 +211,7 @@ def test_detect_log_names_crs_handling_and_device(detect_run):
     assert "geographic CRS (EPSG:4283" in warnings and "reprojects" in warnings
     assert "Deposits are in EPSG:28350; reprojected to EPSG:4283, the CRS of the samples" in infos
     assert "Detector mahalanobis on cpu" in infos
-    assert "baseline:knn: AUC" in infos, "the classical detectors are compared by default"
+    assert "knn (for comparison): AUC" in infos, "the classical detectors are compared by default"
     assert "Engine interpreter:" in infos
     assert any(text.startswith("Fitting") for text in feedback.texts)
 
@@ -526,3 +526,29 @@ def test_evaluate_a_score_raster(detect_run, deposits_layer, tmp_path, qgis_app)
     with pytest.raises(QgsProcessingException, match="either scored samples"):
         processing.run("geoanomaly:evaluate_against_deposits", {
             "DEPOSITS": deposits_layer, "OUTPUT_FOLDER": str(tmp_path / "none")})
+
+
+# Words that belong in run.json and the README, not in what a geologist reads in QGIS.
+JARGON = ["20-run protocol", "teacher", "student", "alpha 0", "readout:", "baseline:", "KL divergence",
+          "cross-entropy", "python -m core", "--debug", "AUC protocol"]
+
+
+def test_dialogs_and_help_use_plain_words(qgis_app):
+    from qgis.core import QgsApplication
+
+    provider = QgsApplication.processingRegistry().providerById("geoanomaly")
+    for alg in provider.algorithms():
+        texts = [alg.displayName(), alg.shortHelpString(), alg.shortDescription()]
+        for definition in alg.parameterDefinitions():
+            texts += [definition.description(), definition.help()]
+            texts += list(getattr(definition, "options", lambda: [])() or [])
+        texts += [output.description() for output in alg.outputDefinitions()]
+        for text in texts:
+            found = [word for word in JARGON if word.lower() in (text or "").lower()]
+            assert not found, (alg.id(), found, text)
+
+
+def test_the_run_log_uses_plain_words(detect_run):
+    log = "\n".join(detect_run["feedback"].infos)
+    found = [word for word in JARGON if word.lower() in log.lower()]
+    assert not found, (found, log[-3000:])

@@ -123,12 +123,12 @@ def run(args: argparse.Namespace, progress) -> int:
             # Headline figures of the run's own score, for the plugin and a quick read.
             metrics.update(auc=main["mean"], auc_std=main["std"], success_rate_top5=main["success_rate_top5"])
             progress.log(f"{args.method}: AUC {main['mean']:.3f} ± {main['std']:.3f} "
-                         f"({main['n_used']} deposits, 20-run protocol)")
+                         f"({main['n_used']} deposits; mean of 20 repeats, each with its own background samples)")
             if main["n_outside"]:
                 progress.warn(f"{main['n_outside']} deposit(s) lie outside the survey and were not scored")
             for name, res in metrics["auc_by_score"].items():
                 if name != args.method:
-                    progress.log(f"  {name}: AUC {res['mean']:.3f} ± {res['std']:.3f}")
+                    progress.log(f"  {plain_score_name(name)}: AUC {res['mean']:.3f} ± {res['std']:.3f}")
             write_success_rate(prepared.xy, {k: v for k, v in compared.items() if not k.startswith("readout:")},
                                deposits, staging, title=f"Success rate — {args.method}",
                                auc={name: res["mean"] for name, res in metrics["auc_by_score"].items()})
@@ -178,6 +178,15 @@ def score_columns(scores: np.ndarray, details: dict[str, np.ndarray], elements: 
             for j, element in enumerate(elements):
                 columns[f"{name}_{element}"] = values[:, j]
     return columns
+
+
+def plain_score_name(name: str) -> str:
+    """A compared score's name for the log: "baseline:pca" and "readout:x" are run.json's keys, not words."""
+    if name.startswith("baseline:"):
+        return f"{name.split(':', 1)[1]} (for comparison)"
+    if name.startswith("readout:"):
+        return f"{name.split(':', 1)[1].replace('_', ' ')} (one part of the model's score)"
+    return name
 
 
 def _stage_weights(deep: bool, evaluate: bool) -> dict[str, float]:

@@ -29,7 +29,8 @@ class EvaluateAgainstDeposits(EngineAlgorithm):
         "Measures how well anomaly scores point at known deposits: the area under the success-rate curve "
         "(AUC; 0.5 = no better than chance, 1 = every deposit in the highest-scored area).<br><br>"
         "Give either <b>Scored samples</b> (a point layer with a score field, e.g. the 'Scored samples' output "
-        "of Samples → anomalies: the sample-level AUC protocol) or a <b>Score raster</b> (a GeoTIFF in a "
+        "of Samples → anomalies: each deposit against random background samples, 20 times) or a "
+        "<b>Score raster</b> (a GeoTIFF in a "
         "projected CRS, e.g. the anomaly raster: the cell-level AUC). <b>Known deposits</b>: a point layer, "
         "reprojected to the scores' CRS when needed."
     )

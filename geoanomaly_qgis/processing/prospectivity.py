@@ -30,7 +30,10 @@ from ..results_page import top_area_sentence
 from . import layers as layer_checks
 from .base import EngineAlgorithm, likely_deposits_layer, read_json
 
-SOFT_LOSSES = [("kl", "KL divergence with temperature"), ("ce", "soft cross-entropy")]
+# (engine value, words in the dialog); run.json and the README keep the technical names (KL divergence with
+# temperature, soft cross-entropy).
+SOFT_LOSSES = [("kl", "follow the anomaly map's ranking, softened (recommended)"),
+               ("ce", "follow the anomaly map's values as they are")]
 CLASS_METHODS = [("area", "by area share (5 / 10 / 20 %)"), ("pa", "at the prediction-area crossing")]
 
 
@@ -42,7 +45,7 @@ class ProspectivityActiveLearning(EngineAlgorithm):
     ICON = "prospectivity.svg"
     TOOLTIP = "Map prospectivity from evidence rasters and known deposits, and pick points for you to label"
     HELP = (
-        "Turns anomaly rasters into a prospectivity map (0-1) by knowledge-distillation active learning (KDAL): "
+        "Turns anomaly rasters into a prospectivity map (0-1) step by step with you: "
         "the first evidence raster's anomaly scores teach a small classifier, the known deposits and your "
         "labels correct it, and it proposes the <b>K places it is least sure about</b> for you to check.<br><br>"
         "<b>Evidence rasters</b>: on one grid (same CRS, cell size and extent); the first is the anomaly map.<br>"
@@ -96,9 +99,9 @@ class ProspectivityActiveLearning(EngineAlgorithm):
             self.FOLDS, self.tr("Cross-validation folds (0: none)"), QgsProcessingParameterNumber.Integer, 5,
             False, 0))
         self._advanced(QgsProcessingParameterEnum(
-            self.SOFT_LOSS, self.tr("Soft loss"), [label for _, label in SOFT_LOSSES], False, 0))
+            self.SOFT_LOSS, self.tr("How closely to follow the anomaly map"), [label for _, label in SOFT_LOSSES], False, 0))
         self._advanced(QgsProcessingParameterNumber(
-            self.TEMPERATURE, self.tr("Distillation temperature"), QgsProcessingParameterNumber.Double, 2.0,
+            self.TEMPERATURE, self.tr("Softening (higher: the anomaly map's ranking counts less strictly)"), QgsProcessingParameterNumber.Double, 2.0,
             False, 0.01))
         self._advanced(QgsProcessingParameterEnum(
             self.CLASS_METHOD, self.tr("Classes"), [label for _, label in CLASS_METHODS], False, 0))
