@@ -297,4 +297,4 @@ def _write_cells(path: Path, cells: dict, crs) -> None:
     columns = {k: v for k, v in cells.items() if k not in {"x", "y"}}
     frame = gpd.GeoDataFrame(columns, geometry=gpd.points_from_xy(cells["x"], cells["y"]),
                              crs=crs.to_wkt() if crs else None)
-    frame.to_file(path, layer="anomaly_cells", driver="GPKG")
+    frame.to_file(path, layer="anomaly_cells", driver="GPKG", VERSION="1.2")  # 1.4 makes QGIS 3.22 warn

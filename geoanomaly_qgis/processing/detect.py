@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
+from ..results_page import auc_sentence, top_area_sentence
 from ..settings import engine_info
 from .base import EngineAlgorithm, find_metric, read_json
 
@@ -54,6 +55,7 @@ class SamplesToAnomalies(EngineAlgorithm):
     DISPLAY_NAME = "Samples → anomalies"
     GROUP, GROUP_ID = "Anomalies", "anomalies"
     ICON = "detect.svg"
+    TOOLTIP = "Score every sample for how unusual its assays are, and map the scores as a heat map"
     HELP = (
         "Scores every geochemical sample with an anomaly detector (higher = more anomalous) and grids the "
         "scores into an anomaly raster.<br><br>"
@@ -144,6 +146,12 @@ class SamplesToAnomalies(EngineAlgorithm):
                 if parameters.get(name) not in (None, ""):
                     argv += [flag, str(self.parameterAsInt(parameters, name, context))]
         return argv
+
+    def results_lines(self, run, record) -> list[str]:
+        metrics = record.get("metrics") or {}
+        method = (record.get("parameters") or {}).get("method", "")
+        return [auc_sentence(metrics, method), top_area_sentence(
+            ((metrics.get("success_rate") or {}).get(method) or {}).get("deposits_in_top_area") or {})]
 
     def collect_outputs(self, parameters, context, feedback, run) -> dict:
         method = self.method(parameters, context)
