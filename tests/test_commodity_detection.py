@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.anomaly.detection import COMMODITY_BLIND, run_detection
+from core.anomaly.detection import run_detection
 from core.anomaly.references import commodity_level, pathfinder_index
 from core.cli import main
 from core.io.samples import read_samples
+from core.preprocess.elements import COMMODITY_BLIND
 from tests.synthetic import synthetic_survey
 
 CRS = "EPSG:28350"
@@ -83,6 +84,12 @@ def test_detect_with_a_commodity_names_outputs_by_file(survey, tmp_path, capsys)
     assert "reference:commodity_level" in record["metrics"]["auc_by_score"]
     scores = pd.read_csv(out / "scores.csv")
     assert {"commodity_level", "pathfinder_index", "suite_halo", "mahalanobis_halo"} <= set(scores.columns)
+    # The saved model remembers the commodity: scoring the same samples gives the same readouts.
+    assert main(["score", "--model", str(out / "model"), "--samples", str(folder / "samples.csv"), "--crs", CRS,
+                 "--out", str(tmp_path / "again"), "--progress", "none"]) == 0
+    again = pd.read_csv(tmp_path / "again" / "scores.csv")
+    for column in ("commodity_level", "pathfinder_index", "suite_halo", "mahalanobis_halo", "anomaly_score"):
+        np.testing.assert_allclose(again[column], scores[column], rtol=1e-6, err_msg=column)
 
 
 def _manifest(folder, survey_folder, name="m.toml", commodity="Cu", deposits="deposits.csv", samples="samples.csv"):

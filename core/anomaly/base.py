@@ -25,6 +25,7 @@ import argparse
 import importlib
 import inspect
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -116,10 +117,12 @@ class Detector:
         """Extra readouts: 1-D per-sample scores, or 2-D (n, p) per-element residuals."""
         return {}
 
-    def element_residuals(self, samples: PreparedSamples) -> np.ndarray | None:
+    def element_residuals(self, samples: PreparedSamples, suite: Collection[str] | None = None) -> np.ndarray | None:
         """Per-element standardised residuals (n, p), positive = above the model's background; None if it has none.
 
-        The commodity readouts (:mod:`core.anomaly.readouts`) read these.
+        The commodity readouts (:mod:`core.anomaly.readouts`) read these. ``suite``
+        names the commodity suite: a detector that can estimate the suite's
+        background from the other elements only (suite masked) should.
         """
         return None
 

@@ -53,10 +53,12 @@ class MahalanobisDetector(Detector):
         d = samples.values.astype(np.float64) - self.location_
         return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.precision_, d), 0.0))
 
-    def element_residuals(self, samples: PreparedSamples) -> np.ndarray:
-        """Each element's deviation from its regression on the others (see :func:`mahalanobis_residuals`)."""
+    def element_residuals(self, samples: PreparedSamples, suite=None) -> np.ndarray:
+        """Each element's deviation from its regression on the others; with a suite, the suite's deviation from
+        its regression on the elements outside it (see :func:`mahalanobis_residuals`)."""
         self._check_compatible(samples)
-        return mahalanobis_residuals(samples.values, self.location_, self.precision_)
+        columns = np.array([el in set(suite) for el in samples.elements]) if suite else None
+        return mahalanobis_residuals(samples.values, self.location_, self.precision_, columns)
 
     def _state(self):
         return {"location": self.location_, "precision": self.precision_}
@@ -233,7 +235,7 @@ class PcaReconstructionDetector(Detector):
     def score_details(self, samples):
         return {"residuals": self._residuals(samples)}
 
-    def element_residuals(self, samples: PreparedSamples) -> np.ndarray:
+    def element_residuals(self, samples: PreparedSamples, suite=None) -> np.ndarray:
         self._check_compatible(samples)
         return robust_standardise(self._residuals(samples))
 

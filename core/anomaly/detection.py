@@ -31,12 +31,10 @@ from core.evaluate.report import evaluate_scores
 from core.io.samples import SampleTable
 from core.preprocess import Preprocessor
 from core.preprocess.duplicates import colocated_report, location_groups
+from core.preprocess.elements import COMMODITY_BLIND
 from core.preprocess.pipeline import PreparedSamples
 from core.preprocess.transforms import clr
 from core.progress import Progress
-
-COMMODITY_BLIND = ("no commodity given: the map is commodity-blind (any unusual chemistry, enriched or depleted, "
-                   "in any element); give the commodity to read the map for it")
 
 
 @dataclass
@@ -118,23 +116,11 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
     compared = {name: scores, **{f"readout:{k}": v for k, v in details.items() if np.ndim(v) == 1}}
 
     suite = preprocessor.suite_()
-    if suite:
-        groups = location_groups(prepared.xy)
-        assays, not_assayed = preprocessor.imputed_assays(table)
-        elements = preprocessor.elements_
-        references = hand_made_references(assays, elements, preprocessor.commodity, list(suite), not_assayed)
-        # The survey's own background (median of each element's CLR) read through the halo readout.
-        readouts = {"suite_halo": suite_enrichment(robust_standardise(clr(assays)), elements, suite,
-                                                    prepared.xy, groups)}
-        own = _commodity_readout(detector, prepared, suite, groups)
-        if own is not None:
-            readouts[f"{name}_halo"] = own
-        for key, values in {**references, **readouts}.items():
-            columns[key] = values
-        compared.update({f"reference:{k}": v for k, v in references.items()})
-        compared.update({f"readout:{k}": v for k, v in readouts.items()})
-    else:
-        groups = None
+    groups = location_groups(prepared.xy) if suite else None
+    references, readouts = commodity_scores(preprocessor, table, prepared, detector, groups)
+    columns.update({**references, **readouts})
+    compared.update({f"reference:{k}": v for k, v in references.items()})
+    compared.update({f"readout:{k}": v for k, v in readouts.items()})
 
     metrics: dict = {}
     if deposits is not None:
@@ -155,6 +141,28 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
         metrics.update(auc=main["mean"], auc_std=main["std"], success_rate_top5=main["success_rate_top5"])
         _log_metrics(name, metrics, progress)
     return Detection(scores, columns, compared, metrics, prepared, preprocessor, detector, colocated, suite, timings)
+
+
+def commodity_scores(preprocessor: Preprocessor, table: SampleTable, prepared: PreparedSamples, detector: Detector,
+                     groups: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The hand-made references and the halo readouts of a fitted run; both empty without a commodity.
+
+    Readouts: ``suite_halo`` (the survey's own background: the median of
+    each element's CLR) and ``<detector>_halo`` when the detector has
+    per-element residuals (:meth:`Detector.element_residuals`).
+    """
+    suite = preprocessor.suite_()
+    if not suite:
+        return {}, {}
+    groups = location_groups(prepared.xy) if groups is None else groups
+    assays, not_assayed = preprocessor.imputed_assays(table)
+    elements = preprocessor.elements_
+    references = hand_made_references(assays, elements, preprocessor.commodity, list(suite), not_assayed)
+    readouts = {"suite_halo": suite_enrichment(robust_standardise(clr(assays)), elements, suite, prepared.xy, groups)}
+    own = _commodity_readout(detector, prepared, suite, groups)
+    if own is not None:
+        readouts[f"{detector.name}_halo"] = own
+    return references, readouts
 
 
 def score_columns(scores: np.ndarray, details: dict[str, np.ndarray], elements: list[str]) -> dict[str, np.ndarray]:
@@ -180,7 +188,7 @@ def score_columns(scores: np.ndarray, details: dict[str, np.ndarray], elements: 
 def _commodity_readout(detector: Detector, prepared: PreparedSamples, suite: dict[str, float],
                        groups: np.ndarray) -> np.ndarray | None:
     """The halo readout of a detector's per-element residuals; None if it has none (or features are not elements)."""
-    residuals = detector.element_residuals(prepared)
+    residuals = detector.element_residuals(prepared, suite=list(suite))
     if residuals is None or not set(suite) & set(prepared.elements):
         return None
     return suite_enrichment(residuals, prepared.elements, suite, prepared.xy, groups)
@@ -204,12 +212,28 @@ def _log_preprocessing(preprocessor: Preprocessor, prepared: PreparedSamples, pr
 
 def _log_metrics(name: str, metrics: dict, progress: Progress) -> None:
     main = metrics["auc_by_score"][name]
-    progress.log(f"{name}: AUC {main['mean']:.3f} ± {main['std']:.3f} ({main['n_used']} deposits, 20-run protocol)")
+    progress.log(f"{name}: AUC {main['mean']:.3f} ± {main['std']:.3f} "
+                 f"({main['n_used']} deposits; mean of 20 repeats, each with its own background samples)")
     if main["n_outside"]:
         progress.warn(f"{main['n_outside']} deposit(s) lie outside the survey and were not scored")
     for other, res in metrics["auc_by_score"].items():
         if other != name:
-            progress.log(f"  {other}: AUC {res['mean']:.3f} ± {res['std']:.3f}")
+            progress.log(f"  {plain_score_name(other)}: AUC {res['mean']:.3f} ± {res['std']:.3f}")
+
+
+def plain_score_name(name: str) -> str:
+    """A compared score's name for the log: "baseline:pca", "readout:x", "reference:x" are run.json's keys."""
+    kind, _, rest = name.partition(":")
+    if not rest:
+        return name
+    words = rest.replace("_", " ")
+    if kind == "baseline":
+        return f"{words} (for comparison)"
+    if kind == "reference":
+        return f"{words} (map made by hand, for comparison)"
+    if kind == "readout":
+        return f"{words} (one part of the model's score)"
+    return name
 
 
 def _baseline_names(baselines: str | list[str], have_deposits: bool) -> list[str]:

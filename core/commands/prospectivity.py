@@ -227,7 +227,7 @@ def run(args: argparse.Namespace, progress) -> int:
         progress.log(
             f"{len(stack.band_names)} evidence band(s) ({', '.join(stack.band_names)}) on a "
             f"{stack.shape[0]} x {stack.shape[1]} grid, {stack.n_cells} valid cells; "
-            f"teacher: {', '.join(teacher_bands)}"
+            f"anomaly map: {', '.join(teacher_bands)}"
         )
         deposits_xy = read_deposits(args.deposits, stack.rasters.crs, crs=args.deposits_crs)
         deposits = place_points(stack, deposits_xy)

@@ -54,6 +54,7 @@ from qgis.core import (
     QgsProcessingFeatureSourceDefinition,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
+    QgsProcessingOutputHtml,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterDefinition,
@@ -64,12 +65,14 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
+    QgsProject,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from .. import outputs as lasting
 from ..engine import EngineCancelled, EngineError, install_instructions, run_engine
+from ..results_page import write_results_page
 from ..settings import DEVICES, default_device, engine_interpreter
 from ..styling import run_group_name
 from . import layers as layer_checks
@@ -77,6 +80,10 @@ from .results import ResultLayerLoader
 
 ICONS_DIR = Path(__file__).resolve().parent.parent / "resources" / "icons"
 REPLACE_LABEL = "Replace an earlier run in the output folder"
+DEPOSITS_FILE = "deposits_used.gpkg"
+# The engine's message of each algorithm's last failed run, for the error dialog the toolbar's dialogs show
+# (plugin.py); taken (removed) when shown.
+ENGINE_FAILURES: dict[str, str] = {}
 
 
 @dataclass
@@ -89,6 +96,7 @@ class EngineRun:
     argv: list[str] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
     samples_crs: QgsCoordinateReferenceSystem | None = None
+    deposits_file: Path | None = None  # the deposits as the engine saw them, kept in the run folder
 
 
 class EngineAlgorithm(QgsProcessingAlgorithm):
@@ -100,6 +108,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     GROUP = "Anomalies"
     GROUP_ID = "anomalies"
     ICON = "geoanomaly.svg"
+    TOOLTIP = ""  # one line for the toolbar button and the toolbox
     HELP = ""
 
     # Parameter names shared by the algorithms (and by models built from them).
@@ -107,6 +116,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     ELEMENTS = "ELEMENTS"
     DEPOSITS = "DEPOSITS"
     DEVICE = "DEVICE"
+    COMMODITY = "COMMODITY"
     SEED = "SEED"
     CELL = "CELL"
     WORK_CRS = "WORK_CRS"
@@ -114,6 +124,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     OVERWRITE = "OVERWRITE"
     RUN_RECORD = "RUN_RECORD"
+    RESULTS_PAGE = "RESULTS_PAGE"
 
     # -- identity (QGIS asks for these) --------------------------------------
     def createInstance(self):  # noqa: N802 - QGIS API name
@@ -133,6 +144,9 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802
         return self.HELP
+
+    def shortDescription(self) -> str:  # noqa: N802
+        return self.TOOLTIP
 
     def icon(self) -> QIcon:
         return QIcon(str(ICONS_DIR / self.ICON))
@@ -227,7 +241,14 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                     lasting.forget_answer(out_dir)
                     feedback.pushInfo(f"Replacing the earlier run in {out_dir}, as asked.")
             run.argv = argv
-            run.result = self.run_worker(argv, feedback, run)
+            # --debug: an unexpected engine failure prints its traceback into the log (the Details the user
+            # can send), since QGIS has no command line to run again with it.
+            run.result = self.run_worker([*argv, "--debug"], feedback, run)
+            exported = workdir / "deposits.gpkg"
+            if out_dir is not None and out_dir.is_dir() and exported.is_file():
+                # Kept with the results: the map shows (and the run folder keeps) the deposits the run used.
+                run.deposits_file = out_dir / DEPOSITS_FILE
+                shutil.copy2(exported, run.deposits_file)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         feedback.setProgress(100.0)
@@ -236,7 +257,11 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             feedback.pushInfo("Engine outputs: " + ", ".join(sorted(outputs)) + f" in {run.out_dir}")
         if out_dir is not None and out_dir.is_dir():
             self.write_qgis_record(parameters, context, run)
-        return self.collect_outputs(parameters, context, feedback, run)
+        outputs = self.collect_outputs(parameters, context, feedback, run)
+        if run.deposits_file is not None:
+            self.load_on_completion(context, run, f"{run.deposits_file}|layername=deposits", "Known deposits",
+                                    "vector", "deposits", rank=0)
+        return outputs
 
     def write_qgis_record(self, parameters: dict, context: QgsProcessingContext, run: EngineRun) -> Path:
         """``qgis_run.json`` beside the engine's run.json: the QGIS side of the run, to reproduce a map.
@@ -288,9 +313,29 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(
                 f"Cancelled: the engine was stopped; no output was written to {run.out_dir}.") from None
         except EngineError as exc:
+            ENGINE_FAILURES[self.id()] = str(exc)
             raise QgsProcessingException(str(exc)) from None
 
     # -- parameter helpers ------------------------------------------------------
+    def add_commodity_parameter(self) -> None:
+        """The first question: which commodity the map is for (the project's last answer is the default)."""
+        remembered = QgsProject.instance().readEntry(PROJECT_SCOPE, self.COMMODITY.lower(), "")[0]
+        default = COMMODITIES.index(remembered) + 1 if remembered in COMMODITIES else 0
+        param = QgsProcessingParameterEnum(
+            self.COMMODITY, self.tr("Commodity explored for"), [COMMODITY_BLIND] + COMMODITIES, False, default, True)
+        param.setHelp("The map reads enrichment of this commodity and its pathfinders, and is compared with the "
+                      "commodity's own assay map and a pathfinder index. None: any unusual chemistry.")
+        self.addParameter(param)
+
+    def commodity_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        """``--commodity X`` (none when commodity-blind); remembers the answer in the project."""
+        index = self.parameterAsEnum(parameters, self.COMMODITY, context) if parameters.get(self.COMMODITY) \
+            not in (None, "") else 0
+        chosen = COMMODITIES[index - 1] if index > 0 else ""
+        project = context.project() or QgsProject.instance()
+        project.writeEntry(PROJECT_SCOPE, self.COMMODITY.lower(), chosen)
+        return ["--commodity", chosen] if chosen else []
+
     def add_samples_parameters(self, elements: bool = True,
                                elements_help: str = "Element fields (none chosen: every numeric field "
                                                     "ending in _ppm, _ppb or _pct)") -> None:
@@ -341,6 +386,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(param)
         self._advanced(QgsProcessingParameterBoolean(self.OVERWRITE, self.tr(REPLACE_LABEL), False, True))
         self.addOutput(QgsProcessingOutputFile(self.RUN_RECORD, self.tr("Run record (run.json)")))
+        self.addOutput(QgsProcessingOutputHtml(self.RESULTS_PAGE, self.tr("Results page (success-rate curve)")))
 
     def _advanced(self, param: QgsProcessingParameterDefinition) -> None:
         param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -438,15 +484,24 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         outputs: dict[str, Any] = {self.OUTPUT_FOLDER: str(run.out_dir)}
         record = run.out_dir / "run.json"
         outputs[self.RUN_RECORD] = str(record) if record.is_file() else None
+        if self.outputDefinition(self.RESULTS_PAGE) is not None and run.out_dir.is_dir():
+            page = write_results_page(run.out_dir, f"{self.displayName()} - {run.group}",
+                                      self.results_lines(run, read_json(record) or {}))
+            outputs[self.RESULTS_PAGE] = str(page) if page is not None else None
         return outputs
+
+    def results_lines(self, run: EngineRun, record: dict[str, Any]) -> list[str]:
+        """Sentences above the pictures of the results page (the run's figures, as the log gives them)."""
+        return []
 
     def load_on_completion(self, context: QgsProcessingContext, run: EngineRun, path: str | Path, name: str,
                            kind: str = "raster", style: str | None = None, rank: int = 50,
                            output_name: str = "") -> None:
         """Queue a result layer: loaded when the run ends (dialog, runAndLoadResults), styled, in the run's group.
 
-        ``kind`` is "raster" or "vector"; ``style`` "anomaly" (heat map) or
-        "points" (graduated on anomaly_score) or None; lower ``rank`` is drawn on top.
+        ``kind`` is "raster" or "vector"; ``style`` "anomaly" (heat map), "prospectivity" (0..1 ramp),
+        "classes" (named prospectivity classes), "points" (graduated on anomaly_score), "deposits" (stars)
+        or None; lower ``rank`` is drawn on top.
         """
         if context.project() is None:  # qgis_process, or a context without a project: nothing to load into
             return
@@ -456,6 +511,26 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                                  else QgsProcessingUtils.LayerHint.Vector)
         details.setPostProcessor(ResultLayerLoader.create(run.group, style, rank, run.argv, run.out_dir))
         context.addLayerToLoadOnCompletion(str(path), details)
+
+
+# The engine's commodity suites (core/preprocess/elements.py PATHFINDERS); the plugin does not import the engine.
+COMMODITIES = ["Au", "Cu", "Ni", "W", "Li", "Pb-Zn"]
+COMMODITY_BLIND = "None (commodity-blind: any unusual chemistry)"
+PROJECT_SCOPE = "GeoAnomaly"
+def likely_deposits_layer() -> str | None:
+    """The id of the project's point layer that looks like deposits (not the scored samples), as a default.
+
+    Processing would otherwise pre-fill a required point input with the first point layer - often a run's
+    "Scored samples".
+    """
+    from qgis.core import QgsProject, QgsVectorLayer, QgsWkbTypes
+
+    words = ("deposit", "mine", "occurrence", "prospect", "showing")
+    for layer in QgsProject.instance().mapLayers().values():
+        if isinstance(layer, QgsVectorLayer) and layer.geometryType() == QgsWkbTypes.PointGeometry and \
+                any(word in layer.name().lower() for word in words) and "scored" not in layer.name().lower():
+            return layer.id()
+    return None
 
 
 def read_json(path: Path) -> Any:

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
+from ..results_page import auc_sentence, top_area_sentence
 from ..settings import engine_info
 from .base import EngineAlgorithm, find_metric, read_json
 
@@ -54,9 +55,13 @@ class SamplesToAnomalies(EngineAlgorithm):
     DISPLAY_NAME = "Samples → anomalies"
     GROUP, GROUP_ID = "Anomalies", "anomalies"
     ICON = "detect.svg"
+    TOOLTIP = "Score every sample for how unusual its assays are, and map the scores as a heat map"
     HELP = (
         "Scores every geochemical sample with an anomaly detector (higher = more anomalous) and grids the "
         "scores into an anomaly raster.<br><br>"
+        "<b>Commodity</b>: what you explore for. The run keeps the commodity and its pathfinders whatever their "
+        "detection limits, scores their enrichment and halos, and compares every map with the commodity's own "
+        "assay and a pathfinder index in the log.<br>"
         "<b>Samples</b>: a point layer with one field per element (Au_ppb, Cu_ppm, ...). Leave <b>Element "
         "fields</b> empty to use every numeric field ending in _ppm, _ppb or _pct. Values of -9999 are missing "
         "assays; other negative values mean 'below the detection limit'.<br>"
@@ -81,6 +86,7 @@ class SamplesToAnomalies(EngineAlgorithm):
     SUCCESS_RATE_PLOT = "SUCCESS_RATE_PLOT"
 
     def define_parameters(self) -> None:
+        self.add_commodity_parameter()
         self.detectors = detectors()
         self.add_samples_parameters()
         self.addParameter(QgsProcessingParameterEnum(
@@ -119,7 +125,7 @@ class SamplesToAnomalies(EngineAlgorithm):
     def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
         method = self.method(parameters, context)
         samples, elements = self.prepare_samples(parameters, context, feedback, run)
-        argv = ["--method", method, "--samples", str(samples)]
+        argv = ["--method", method, "--samples", str(samples), *self.commodity_arguments(parameters, context)]
         if self.parameterAsFields(parameters, self.ELEMENTS, context):
             argv += ["--elements", ",".join(elements)]
         argv += ["--transform", TRANSFORMS[self.parameterAsEnum(parameters, self.TRANSFORM, context)][0]]
@@ -140,6 +146,12 @@ class SamplesToAnomalies(EngineAlgorithm):
                 if parameters.get(name) not in (None, ""):
                     argv += [flag, str(self.parameterAsInt(parameters, name, context))]
         return argv
+
+    def results_lines(self, run, record) -> list[str]:
+        metrics = record.get("metrics") or {}
+        method = (record.get("parameters") or {}).get("method", "")
+        return [auc_sentence(metrics, method), top_area_sentence(
+            ((metrics.get("success_rate") or {}).get(method) or {}).get("deposits_in_top_area") or {})]
 
     def collect_outputs(self, parameters, context, feedback, run) -> dict:
         method = self.method(parameters, context)

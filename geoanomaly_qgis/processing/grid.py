@@ -13,6 +13,7 @@ class GridSamples(EngineAlgorithm):
     DISPLAY_NAME = "Grid samples to raster"
     GROUP, GROUP_ID = "Samples", "samples"
     ICON = "grid.svg"
+    TOOLTIP = "Turn sample values into a raster, one band per field"
     HELP = (
         "Interpolates sample values onto a regular grid: one band per field, named after the field, in a "
         "projected CRS in metres (samples in degrees are reprojected).<br><br>"

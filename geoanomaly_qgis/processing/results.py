@@ -47,12 +47,19 @@ class ResultLayerLoader(QgsProcessingLayerPostProcessorInterface):
         try:
             if self.style == "anomaly" and isinstance(layer, QgsRasterLayer):
                 styling.style_anomaly_raster(layer)
+            elif self.style == "prospectivity" and isinstance(layer, QgsRasterLayer):
+                styling.style_prospectivity_raster(layer)
+            elif self.style == "classes" and isinstance(layer, QgsRasterLayer):
+                styling.style_class_raster(layer)
             elif self.style == "points" and isinstance(layer, QgsVectorLayer):
                 styling.style_scored_points(layer)
+            elif self.style == "deposits" and isinstance(layer, QgsVectorLayer):
+                styling.style_deposits(layer)
             project = context.project()
             if project is None:
                 return
             group = styling.move_into_group(project, layer, self.group)
+            styling.title_legend(group.findLayer(layer.id()), self.style or "")
             self._order(group, layer)
             if not group.customProperty(RUN_PROPERTY):
                 group.setCustomProperty(RUN_PROPERTY, json.dumps(
