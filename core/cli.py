@@ -24,11 +24,12 @@ import os
 import pkgutil
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import core.commands
-from core.errors import CancelledError, GeoAnomalyError, OutputExistsError
+from core.errors import CancelledError, GeoAnomalyError, GeoAnomalyWarning, OutputExistsError
 from core.progress import Progress
 
 
@@ -104,9 +105,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     progress = Progress(mode=args.progress)
+    with warnings.catch_warnings():
+        # The progress object shows the engine's own warnings; printing them twice would be noise.
+        warnings.simplefilter("ignore", GeoAnomalyWarning)
+        return _run(modules[args.command], args, progress)
+
+
+def _run(command, args: argparse.Namespace, progress: Progress) -> int:
+    """Run one command; every failure becomes one line and an exit code."""
     try:
         refuse_earlier_run(args)
-        return int(modules[args.command].run(args, progress) or 0)
+        return int(command.run(args, progress) or 0)
     except CancelledError:
         progress.error("cancelled; no output was written", exit_code=CancelledError.exit_code)
         return CancelledError.exit_code

@@ -37,6 +37,7 @@ from .engine.installer import TORCH_CHOICES, engine_venv, install_log
 
 KEY_PYTHON = "geoanomaly/engine_python"
 KEY_DEVICE = "geoanomaly/device"
+KEY_ENGINE_INFO = "geoanomaly/engine_info"  # the last `core info` answer, with the interpreter that gave it
 KEY_TORCH = "geoanomaly/torch_source"
 DEVICES = ["auto", "cpu", "cuda"]
 # What the torch choices mean, in the words of the settings dialog.
@@ -91,7 +92,37 @@ def check_engine(python: str | None = None, source: str = "the path above") -> t
     except EngineError as exc:
         return False, (f"The engine at {python} did not start: {exc}\n\nPress 'Install engine' (or 'Update "
                        "engine') to make it again.")
+    _remember_engine_info(python, info)
     return True, f"Engine interpreter: {python}\n(found via {source})\n\n" + describe_info(info)
+
+
+def engine_info() -> dict:
+    """What the engine says about itself (``core info``: versions, devices, detectors).
+
+    Asked once per engine interpreter and remembered in the settings, so
+    QGIS does not start Python and torch each time it lists the algorithms;
+    "Check engine" asks again. Empty when no engine answers.
+    """
+    found = engine_interpreter()
+    if found is None:
+        return {}
+    try:
+        cached = json.loads(str(QgsSettings().value(KEY_ENGINE_INFO, "", type=str) or "{}"))
+    except ValueError:
+        cached = {}
+    if cached.get("python") == found.python and isinstance(cached.get("info"), dict):
+        return cached["info"]
+    try:
+        result = run_engine(["info"], python=found.python)
+    except EngineError:
+        return {}
+    return _remember_engine_info(found.python, result)
+
+
+def _remember_engine_info(python: str, result: dict) -> dict:
+    info = result.get("info", result) if isinstance(result, dict) else {}
+    QgsSettings().setValue(KEY_ENGINE_INFO, json.dumps({"python": python, "info": info}))
+    return info
 
 
 class BackgroundCheck(QObject):

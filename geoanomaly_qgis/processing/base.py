@@ -63,7 +63,9 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
+    QgsProject,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -114,9 +116,11 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     ELEMENTS = "ELEMENTS"
     DEPOSITS = "DEPOSITS"
     DEVICE = "DEVICE"
+    COMMODITY = "COMMODITY"
     SEED = "SEED"
     CELL = "CELL"
     WORK_CRS = "WORK_CRS"
+    LIKE = "LIKE"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     OVERWRITE = "OVERWRITE"
     RUN_RECORD = "RUN_RECORD"
@@ -313,6 +317,25 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from None
 
     # -- parameter helpers ------------------------------------------------------
+    def add_commodity_parameter(self) -> None:
+        """The first question: which commodity the map is for (the project's last answer is the default)."""
+        remembered = QgsProject.instance().readEntry(PROJECT_SCOPE, self.COMMODITY.lower(), "")[0]
+        default = COMMODITIES.index(remembered) + 1 if remembered in COMMODITIES else 0
+        param = QgsProcessingParameterEnum(
+            self.COMMODITY, self.tr("Commodity explored for"), [COMMODITY_BLIND] + COMMODITIES, False, default, True)
+        param.setHelp("The map reads enrichment of this commodity and its pathfinders, and is compared with the "
+                      "commodity's own assay map and a pathfinder index. None: any unusual chemistry.")
+        self.addParameter(param)
+
+    def commodity_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        """``--commodity X`` (none when commodity-blind); remembers the answer in the project."""
+        index = self.parameterAsEnum(parameters, self.COMMODITY, context) if parameters.get(self.COMMODITY) \
+            not in (None, "") else 0
+        chosen = COMMODITIES[index - 1] if index > 0 else ""
+        project = context.project() or QgsProject.instance()
+        project.writeEntry(PROJECT_SCOPE, self.COMMODITY.lower(), chosen)
+        return ["--commodity", chosen] if chosen else []
+
     def add_samples_parameters(self, elements: bool = True,
                                elements_help: str = "Element fields (none chosen: every numeric field "
                                                     "ending in _ppm, _ppb or _pct)") -> None:
@@ -349,6 +372,11 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             self.WORK_CRS, self.tr("Projected CRS for distances and rasters (empty: the samples' UTM zone)"),
             None, True))
 
+    def add_like_parameter(self) -> None:
+        self._advanced(QgsProcessingParameterRasterLayer(
+            self.LIKE, self.tr("Lay the raster on the grid of this raster (same cells, extent and CRS; empty: a "
+                               "grid fitted to the samples)"), None, True))
+
     def add_output_folder(self, label: str = "Output folder") -> None:
         # A new folder that lasts (see geoanomaly_qgis/outputs.py), named when the dialog opens.
         param = QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr(label),
@@ -377,6 +405,21 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(self.CELL) in (None, "") or self.parameterAsDouble(parameters, self.CELL, context) <= 0:
             return []
         return ["--cell", repr(self.parameterAsDouble(parameters, self.CELL, context))]
+
+    def like_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        """``--like FILE`` when a template raster was chosen: the engine lays its raster on that grid."""
+        layer = self.parameterAsRasterLayer(parameters, self.LIKE, context)
+        if layer is None:
+            return []
+        if layer.crs().isGeographic():
+            raise QgsProcessingException(
+                f"The template raster '{layer.name()}' is in a geographic CRS ({layer.crs().authid()}); choose a "
+                "raster in a projected CRS in metres (the anomaly raster of an earlier run, for example).")
+        if parameters.get(self.WORK_CRS):
+            raise QgsProcessingException(
+                "Choose either a projected CRS for distances or a template raster, not both: the template's CRS "
+                "is used.")
+        return ["--like", layer_checks.raster_file(layer, "template raster")]
 
     def work_crs_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
         if not parameters.get(self.WORK_CRS):
@@ -470,6 +513,10 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         context.addLayerToLoadOnCompletion(str(path), details)
 
 
+# The engine's commodity suites (core/preprocess/elements.py PATHFINDERS); the plugin does not import the engine.
+COMMODITIES = ["Au", "Cu", "Ni", "W", "Li", "Pb-Zn"]
+COMMODITY_BLIND = "None (commodity-blind: any unusual chemistry)"
+PROJECT_SCOPE = "GeoAnomaly"
 def likely_deposits_layer() -> str | None:
     """The id of the project's point layer that looks like deposits (not the scored samples), as a default.
 

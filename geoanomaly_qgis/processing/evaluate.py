@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -90,11 +88,7 @@ class EvaluateAgainstDeposits(EngineAlgorithm):
     @staticmethod
     def score_raster_file(raster) -> str:
         """The raster's file (the engine reads files, not QGIS data sources)."""
-        path = raster.dataProvider().dataSourceUri().split("|")[0]
-        if raster.providerType() != "gdal" or not Path(path).is_file():
-            raise QgsProcessingException(
-                f"The score raster '{raster.name()}' is not a file on disk; save it as a GeoTIFF first.")
-        return path
+        return layer_checks.raster_file(raster, "score raster")
 
     def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
         raster = self.parameterAsRasterLayer(parameters, self.SCORE_RASTER, context)

@@ -51,7 +51,6 @@ finds each sample's neighbours among ``samples``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import time
@@ -60,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from core.anomaly.base import Detector, register_detector
+from core.device import cpu_threads
 from core.errors import InvalidInputError
 from core.preprocess.pipeline import PreparedSamples
 from core.progress import Progress
@@ -322,9 +322,6 @@ class TransformerDetector(Detector):
                            help="transformer: epochs without a better validation loss before stopping (default 8)")
         group.add_argument("--batch-size", type=int, default=128, help="transformer: samples per step (default 128)")
         group.add_argument("--d-model", type=int, default=32, help="transformer: model width (default 32)")
-        group.add_argument("--torch-threads", type=int, default=1,
-                           help="transformer: CPU threads (default 1: the model is small, and on a shared machine "
-                                "spinning worker threads made steps several times slower; 0 = torch's default)")
         group.add_argument("--alpha-step", type=float, default=0.1,
                            help="transformer: teacher weight added per generation, capped at 0.9 (default 0.1)")
         group.add_argument("--mask-fraction", type=float, default=0.5,
@@ -348,7 +345,7 @@ class TransformerDetector(Detector):
             exclude_colocated=not getattr(args, "include_colocated", False),
             main_score=getattr(args, "transformer_score", "reconstruction"),
             seed=getattr(args, "seed", 0), device=getattr(args, "device", "auto"),
-            threads=getattr(args, "torch_threads", 1) or None,
+            threads=getattr(args, "threads", 1) or None,
         )
 
     def _check_params(self) -> None:
@@ -364,25 +361,6 @@ class TransformerDetector(Detector):
             raise InvalidInputError("--mask-fraction must be in [0, 1)")
         if not 0.0 <= self.alpha_step <= 1.0 or not 0.0 <= self.alpha_max <= 1.0:
             raise InvalidInputError("--alpha-step and the alpha cap must be in [0, 1]")
-
-
-@contextlib.contextmanager
-def cpu_threads(device, threads: int | None):
-    """Run with ``threads`` CPU threads (None: torch's default), then restore.
-
-    The model is small: a second thread barely helps, and on a machine shared
-    with other jobs torch's spinning worker threads made an epoch five times
-    slower than one thread did (measured on the 2-core development machine).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if device.type == "cpu" and threads:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def residual_mahalanobis(samples: PreparedSamples, residual: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:
