@@ -117,6 +117,12 @@ def style_anomaly_raster(layer: QgsRasterLayer, band: int = 1, qml: Path = ANOMA
     items[0].label = f"P{LOW_PERCENTILE * 100:.0f} and below: background (score {lower:.3g})"
     items[-1].label = f"P{HIGH_PERCENTILE * 100:.0f} and above: most anomalous (score {upper:.3g})"
     function.setColorRampItemList(items)
+    legend = function.legendSettings()
+    if legend is not None:  # the continuous legend of the .qml shows two labels, not the stops
+        legend = type(legend)(legend)
+        legend.setMinimumLabel(items[0].label)
+        legend.setMaximumLabel(items[-1].label)
+        function.setLegendSettings(legend)
     function.setMinimumValue(lower)
     function.setMaximumValue(upper)
     function.setClip(False)  # values above the 98th percentile stay dark red, not blank
@@ -199,6 +205,8 @@ def title_legend(node, style: str) -> None:
     title = LEGEND_TITLES.get(style)
     if title and node is not None:
         QgsMapLayerLegendUtils.setLegendNodeUserLabel(node, 0, title)
+        if node.layer() is not None:
+            node.layer().legendChanged.emit()  # the layer tree rebuilds the legend with the new title
 
 
 def _build_heat_renderer(layer: QgsRasterLayer) -> QgsSingleBandPseudoColorRenderer:
