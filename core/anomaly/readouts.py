@@ -120,6 +120,8 @@ def suite_enrichment(residuals: np.ndarray, elements: Sequence[str], suite: Mapp
 
     Samples at one location get the same score (they are one piece of evidence).
     """
+    if neighbours < 1:
+        raise InvalidInputError("the halo readout needs at least one neighbouring location (--halo-neighbours)")
     xy = np.asarray(xy, dtype=np.float64)
     own = sample_enrichment(residuals, elements, suite, cap=cap)
     if xy.shape != (len(own), 2):
