@@ -8,6 +8,7 @@ code.
 from __future__ import annotations
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
+from qgis.PyQt import sip
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction, QMenu
 
@@ -118,8 +119,10 @@ class GeoAnomalyPlugin:
         dialog = processing.createAlgorithmDialog(f"geoanomaly:{name}")
         if dialog is None:
             return
-        self._dialogs = [d for d in self._dialogs if d.isVisible()] + [dialog]
+        # A closed dialog is deleted by Qt (its C++ side goes first): ask sip before touching it.
+        self._dialogs = [d for d in self._dialogs if not sip.isdeleted(d) and d.isVisible()] + [dialog]
         dialog.show()
+        dialog.raise_()
 
     def export_current_run(self) -> None:
         """One click: the current prospectivity run's map as PDF and PNG, reported in the message bar."""

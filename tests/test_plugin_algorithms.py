@@ -152,6 +152,30 @@ def test_provider_lists_every_algorithm(qgis_app):
         assert detect.parameterDefinition(name) is not None, name
 
 
+def test_the_commodity_is_asked_first_and_remembered_per_project(qgis_app):
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProject
+
+    from core.preprocess.elements import PATHFINDERS
+
+    registry = QgsApplication.processingRegistry()
+    for alg_id in ("geoanomaly:samples_to_anomalies", "geoanomaly:raster_anomalies_geohgan"):
+        alg = registry.algorithmById(alg_id)
+        first = alg.parameterDefinitions()[0]
+        assert first.name() == "COMMODITY", alg_id
+        assert first.options()[1:] == list(PATHFINDERS)      # the plugin offers the engine's suites
+    detect = registry.algorithmById("geoanomaly:samples_to_anomalies")
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    li = list(PATHFINDERS).index("Li") + 1
+    assert detect.commodity_arguments({"COMMODITY": li}, context) == ["--commodity", "Li"]
+    assert QgsProject.instance().readEntry("GeoAnomaly", "commodity", "")[0] == "Li"
+    again = detect.create()
+    again.initAlgorithm()
+    assert again.parameterDefinition("COMMODITY").defaultValue() == li   # remembered for the next run
+    assert detect.commodity_arguments({"COMMODITY": 0}, context) == []
+    QgsProject.instance().removeEntry("GeoAnomaly", "commodity")
+
+
 def test_detect_outputs_are_valid_layers(detect_run, samples_layer):
     results = detect_run["results"]
     out = detect_run["out"]

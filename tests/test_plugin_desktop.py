@@ -140,3 +140,13 @@ def test_settings_dialog_checks_the_engine(desktop_run):
     assert report["options_page"], "the GeoAnomaly page is registered in Settings > Options"
     assert "Devices: cpu" in report["engine_report"]
     assert (ARTIFACTS / "qgis_settings.png").is_file() and (ARTIFACTS / "qgis_algorithm_dialog.png").is_file()
+
+
+def test_every_algorithm_opens_again_after_its_dialog_is_closed(desktop_run):
+    """Toolbar, close, menu, close, toolbar, close, menu: a dialog each time (a deleted dialog once broke this)."""
+    report = desktop_run["report"]
+    assert "error" not in report, report.get("error")
+    reopened = report["reopened"]
+    assert len(reopened) >= 5, reopened
+    for name, ways in reopened.items():
+        assert ways == ["toolbar: open", "menu: open"] * 2, (name, ways)

@@ -17,12 +17,13 @@ SUITE = commodity_suite("Au", available=ELEMENTS)
 
 
 def _field(seed=0, side=20, spacing=500.0):
-    """A smooth background of small residuals on a jittered grid, in metres."""
+    """Residuals on a jittered grid (metres): a smooth regional swell of ±1 sd in every element, plus noise."""
     rng = np.random.default_rng(seed)
     gx, gy = np.meshgrid(np.arange(side), np.arange(side))
     xy = np.column_stack([gx.ravel(), gy.ravel()]).astype(float) * spacing
     xy += rng.normal(0, spacing * 0.1, xy.shape)
-    residuals = rng.normal(0, 0.5, (len(xy), len(ELEMENTS)))
+    smooth = np.sin(xy[:, 0] / (side * spacing) * 2 * np.pi) * np.cos(xy[:, 1] / (side * spacing) * np.pi)
+    residuals = smooth[:, None] + rng.normal(0, 0.5, (len(xy), len(ELEMENTS)))
     return xy, residuals
 
 

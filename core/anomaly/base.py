@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from core.errors import InvalidInputError
+from core.errors import InvalidInputError, NotFittedError
 from core.preprocess.pipeline import PreparedSamples
 from core.progress import Progress
 
@@ -79,6 +79,11 @@ class Detector:
 
     # -- the public API -------------------------------------------------------
     def fit(self, samples: PreparedSamples, progress: Progress | None = None) -> Detector:
+        """Learn the background from ``samples``; training scores are kept in ``decision_scores_``.
+
+        Raises:
+            InvalidInputError: fewer than two samples, or missing values in the element matrix.
+        """
         _check_samples(samples)
         self.elements_ = list(samples.elements)
         self.history_ = {}
@@ -86,12 +91,25 @@ class Detector:
         return self
 
     def score(self, samples: PreparedSamples) -> np.ndarray:
+        """One score per sample, higher = more anomalous.
+
+        Raises:
+            NotFittedError: ``fit`` (or ``load``) has not been called.
+            InvalidInputError: the samples carry other elements than the model was fitted on.
+        """
         self._check_compatible(samples)
         return np.asarray(self._score(samples), dtype=np.float64)
 
     def score_details(self, samples: PreparedSamples) -> dict[str, np.ndarray]:
         """Extra readouts: 1-D per-sample scores, or 2-D (n, p) per-element residuals."""
         return {}
+
+    def element_residuals(self, samples: PreparedSamples) -> np.ndarray | None:
+        """Per-element standardised residuals (n, p), positive = above the model's background; None if it has none.
+
+        The commodity readouts (:mod:`core.anomaly.readouts`) read these.
+        """
+        return None
 
     def get_params(self) -> dict[str, Any]:
         return dict(self.params)
@@ -106,6 +124,11 @@ class Detector:
 
     @classmethod
     def load(cls, folder: str | Path) -> Detector:
+        """A detector saved with :meth:`save`.
+
+        Raises:
+            InvalidInputError: ``folder`` holds no saved detector, or one of an unknown kind.
+        """
         folder = Path(folder)
         config_path = folder / "detector.json"
         if not config_path.exists():
@@ -153,7 +176,7 @@ class Detector:
 
     def _check_compatible(self, samples: PreparedSamples) -> None:
         if not hasattr(self, "elements_"):
-            raise RuntimeError(f"{self.name} detector is not fitted yet")
+            raise NotFittedError(f"the {self.name} detector is not fitted yet: call fit() or load() first")
         if list(samples.elements) != list(self.elements_):
             raise InvalidInputError(f"the samples' elements ({', '.join(samples.elements[:6])}...) differ from the "
                                     f"model's ({', '.join(self.elements_[:6])}...)")

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from core.anomaly.base import Detector, register_detector
+from core.anomaly.readouts import mahalanobis_residuals, robust_standardise
 from core.preprocess.pipeline import PreparedSamples
 from core.progress import Progress
 
@@ -51,6 +52,11 @@ class MahalanobisDetector(Detector):
     def _score(self, samples: PreparedSamples) -> np.ndarray:
         d = samples.values.astype(np.float64) - self.location_
         return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.precision_, d), 0.0))
+
+    def element_residuals(self, samples: PreparedSamples) -> np.ndarray:
+        """Each element's deviation from its regression on the others (see :func:`mahalanobis_residuals`)."""
+        self._check_compatible(samples)
+        return mahalanobis_residuals(samples.values, self.location_, self.precision_)
 
     def _state(self):
         return {"location": self.location_, "precision": self.precision_}
@@ -198,6 +204,10 @@ class PcaReconstructionDetector(Detector):
 
     def score_details(self, samples):
         return {"residuals": self._residuals(samples)}
+
+    def element_residuals(self, samples: PreparedSamples) -> np.ndarray:
+        self._check_compatible(samples)
+        return robust_standardise(self._residuals(samples))
 
     def _state(self):
         return {"mean": self.mean_, "components": self.components_}

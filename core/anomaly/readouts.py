@@ -30,7 +30,7 @@ about ``k`` neighbours support each location whatever the sampling density
 
 Public functions take per-element standardised residuals (n × m, positive =
 above background), so any model that has them can use them: the classical
-detectors (:func:`pca_residuals`, :func:`mahalanobis_residuals`), the
+detectors (PCA reconstruction residuals, :func:`mahalanobis_residuals`), the
 transformer, and the gridded stacks of Geo-Hgan (:func:`gridded_suite_enrichment`).
 """
 
@@ -145,12 +145,6 @@ def robust_standardise(residuals: np.ndarray, rows: np.ndarray | None = None) ->
     scale = np.where(scale > 1e-12, scale, fit.std(axis=0))
     scale = np.where(scale > 1e-12, scale, 1.0)
     return (residuals - center) / scale
-
-
-def pca_residuals(values: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
-    """Per-element residuals of a PCA background (what the main components cannot reconstruct), standardised."""
-    d = np.asarray(values, dtype=np.float64) - mean
-    return robust_standardise(d - (d @ components.T) @ components)
 
 
 def mahalanobis_residuals(values: np.ndarray, location: np.ndarray, precision: np.ndarray) -> np.ndarray:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from core.errors import InvalidInputError
 from core.io.samples import SampleTable, read_samples
 from core.preprocess import Preprocessor
+from core.preprocess.elements import PATHFINDERS, read_pathfinders_file
 
 
 def add_sample_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -28,7 +30,33 @@ def add_deposit_arguments(parser, required: bool = False,
     parser.add_argument("--deposits-crs", help="CRS of a deposits CSV whose coordinates are not lon/lat")
 
 
+def add_commodity_arguments(parser) -> None:
+    """``--commodity`` (the first question) and the ways to edit its pathfinder suite."""
+    group = parser.add_argument_group("commodity")
+    group.add_argument("--commodity", metavar="NAME",
+                       help=f"the commodity explored for: {', '.join(PATHFINDERS)}. Its suite is never dropped, and "
+                            "the run adds enrichment readouts and the hand-made reference maps (commodity level, "
+                            "pathfinder index); without it the map is commodity-blind")
+    group.add_argument("--pathfinders-file", metavar="FILE",
+                       help="replace the commodity's literature pathfinders with the elements listed in this text file")
+    group.add_argument("--pathfinder-list", type=_comma_list, metavar="A,B,...",
+                       help="replace the commodity's literature pathfinders with these elements, e.g. As,Sb,Bi")
+
+
+def commodity_suite_from_args(args: argparse.Namespace) -> list[str] | None:
+    """The edited pathfinder list (None: the literature set)."""
+    if getattr(args, "pathfinders_file", None) and getattr(args, "pathfinder_list", None):
+        raise InvalidInputError("give either --pathfinders-file or --pathfinder-list, not both")
+    if (getattr(args, "pathfinders_file", None) or getattr(args, "pathfinder_list", None)) \
+            and not getattr(args, "commodity", None):
+        raise InvalidInputError("--pathfinders-file and --pathfinder-list edit a commodity's suite: give --commodity")
+    if getattr(args, "pathfinders_file", None):
+        return read_pathfinders_file(args.pathfinders_file)
+    return getattr(args, "pathfinder_list", None)
+
+
 def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
+    add_commodity_arguments(parser)
     group = parser.add_argument_group("preprocessing")
     group.add_argument("--elements", type=_comma_list, help="comma-separated elements or columns (default: every "
                                                             "column ending in _ppm, _ppb or _pct)")
@@ -51,7 +79,8 @@ def read_samples_from_args(args: argparse.Namespace) -> SampleTable:
 def preprocessor_from_args(args: argparse.Namespace) -> Preprocessor:
     return Preprocessor(elements=args.elements, pathfinders=args.pathfinders, transform=args.transform,
                         scaling=args.scaling, max_missing=args.max_missing,
-                        detection_limit_fraction=args.dl_fraction)
+                        detection_limit_fraction=args.dl_fraction, commodity=getattr(args, "commodity", None),
+                        suite=commodity_suite_from_args(args))
 
 
 def _comma_list(text: str) -> list[str]:

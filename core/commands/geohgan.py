@@ -14,7 +14,12 @@ Outputs (written whole or not at all):
   centres) with their scores, ready as positives for the prospectivity step;
 - ``run.json``: parameters, versions, device, timings, the metric used and
   how it was chosen, AUCs per metric when deposits are given;
-- ``model/``: the trained detector (config.json, weights.pt, normalisation.json).
+- ``model/``: the trained detector (config.json, weights.pt, normalisation.json);
+- with ``--commodity``: ``suite_enrichment.tif``, the gridded commodity
+  readout (:func:`core.anomaly.readouts.gridded_suite_enrichment`: a Gaussian
+  neighbourhood mean of the one-sided, robust-standardised suite bands, bands
+  matched to elements by name), with its cell AUC in run.json when deposits
+  are given. Without it the log says the maps are commodity-blind.
 
 Metric: without deposits, ``anomaly_score`` (reconstruction error plus
 critic-feature distance, f-AnoGAN's recommended score, and the published
@@ -35,13 +40,26 @@ import numpy as np
 from core.anomaly.geohgan import SCORE_NAMES, GeoHganDetector, anom_filter, tukey_upper_fence
 from core.anomaly.geohgan.detector import GeoHganConfig
 from core.anomaly.geohgan.streaming import RasterFiles, cell_features, fit_files, score_files
-from core.commands._options import _comma_list, add_deposit_arguments
+from core.anomaly.readouts import gridded_suite_enrichment, robust_standardise
+from core.commands._options import (
+    _comma_list,
+    add_commodity_arguments,
+    add_deposit_arguments,
+    commodity_suite_from_args,
+)
 from core.device import describe_device, resolve_device
 from core.errors import InvalidCrsError, InvalidInputError
 from core.evaluate.auc import cell_auc
 from core.io.atomic import atomic_output_dir
 from core.io.rasters import write_raster
 from core.io.samples import read_deposits
+from core.preprocess.elements import (
+    COMMODITY_BLIND,
+    assay_columns,
+    commodity_elements,
+    commodity_key,
+    commodity_suite,
+)
 from core.runrecord import RunRecord
 
 NAME = "geohgan"
@@ -63,6 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: all)")
     add_deposit_arguments(parser, help="known deposits (points): choose the metric by cell AUC (uses deposit "
                                        "labels) and report AUCs")
+    add_commodity_arguments(parser)
+    parser.add_argument("--halo-cells", type=float, default=2.0,
+                        help="with --commodity: Gaussian radius of the gridded suite readout, in cells (default 2)")
     parser.add_argument("--metric", choices=["auto", *SCORE_NAMES], default="auto",
                         help=f"score for AnomFilter: auto = {UNSUPERVISED_METRIC} without deposits, the best "
                              "cell AUC with deposits")
@@ -107,6 +128,7 @@ def run(args: argparse.Namespace, progress) -> int:
         deposits = _read_deposits(args, files) if args.deposits else None
         progress.log(f"{files.bands} bands, {files.rows} x {files.cols} cells of {abs(files.transform.a):g} x "
                      f"{abs(files.transform.e):g}")
+        record["commodity"] = _commodity_readout(args, files, deposits, staging, progress)
 
         detector = GeoHganDetector(
             device=args.device, threads=args.threads, tile=args.tile, stride=args.stride,
@@ -149,12 +171,53 @@ def run(args: argparse.Namespace, progress) -> int:
         record.write(staging / "run.json")
 
     out = Path(args.out).resolve()
-    outputs = {"scores": str(out / SCORES_FILE), **{name: str(out / f"{name}.tif") for name in SCORE_NAMES},
+    outputs = {**({"suite_enrichment": str(out / "suite_enrichment.tif")} if args.commodity else {}),
+               "scores": str(out / SCORES_FILE), **{name: str(out / f"{name}.tif") for name in SCORE_NAMES},
                "anomaly_cells": str(out / CELLS_FILE), "run": str(out / "run.json"), "model": str(out / "model")}
     progress.result(outputs=outputs, metrics=choice, out=str(out))
     if progress.mode != "json":
         print(f"Scores: {outputs['scores']} | anomaly cells: {outputs['anomaly_cells']} | record: {outputs['run']}")
     return 0
+
+
+def _commodity_readout(args, files: RasterFiles, deposits, staging: Path, progress) -> dict | None:
+    """``suite_enrichment.tif`` from the bands named after the commodity suite; None when commodity-blind."""
+    if not args.commodity:
+        progress.log(COMMODITY_BLIND)
+        return None
+    elements = [_band_element(name) for name in files.band_names]
+    suite = commodity_suite(args.commodity, commodity_suite_from_args(args), available=elements)
+    if not any(el in elements for el in commodity_elements(args.commodity)):
+        raise InvalidInputError(f"no raster band is named after the commodity {commodity_key(args.commodity)} "
+                                f"(bands: {', '.join(files.band_names[:12])}); grid it with 'geoanomaly grid'")
+    wanted = [i for i, el in enumerate(elements) if el in suite]
+    blocks = [block[wanted] for _, block in files.blocks()]
+    bands = np.concatenate(blocks, axis=1).astype(np.float64)
+    for b in range(len(bands)):
+        # Concentrations (all positive) are compared on a log scale; preprocessed bands are used as they are.
+        finite = np.isfinite(bands[b])
+        if np.all(bands[b][finite] > 0):
+            bands[b][finite] = np.log(bands[b][finite])
+        bands[b][finite] = robust_standardise(bands[b][finite][:, None])[:, 0]
+    readout = gridded_suite_enrichment(bands, [elements[i] for i in wanted], suite, radius_cells=args.halo_cells)
+    write_raster(staging / "suite_enrichment.tif", readout[None].astype(np.float32), files.transform, files.crs,
+                 band_names=["suite_enrichment"])
+    info = {"name": commodity_key(args.commodity), "suite": {elements[i]: suite[elements[i]] for i in wanted},
+            "readout": "suite_enrichment.tif", "halo_cells": args.halo_cells}
+    progress.log(f"Commodity {info['name']}: suite bands {', '.join(info['suite'])}; gridded suite readout written")
+    if deposits is not None:
+        try:
+            info["cell_auc"] = cell_auc(readout, files.transform, deposits, np.isfinite(readout)).to_dict()
+            progress.log(f"  suite_enrichment: cell AUC {info['cell_auc']['auc']:.3f}")
+        except InvalidInputError as exc:
+            progress.warn(f"cell AUC of suite_enrichment not computed: {exc}")
+    return info
+
+
+def _band_element(name: str) -> str:
+    """The element a band measures: its name if a symbol ("Au"), else from a unit suffix ("Au_ppb")."""
+    found = assay_columns([name])
+    return next(iter(found)) if found else name
 
 
 def _band_selection(bands: list[str] | None) -> list[str | int] | None:

@@ -34,7 +34,7 @@ from core.errors import InvalidInputError
 from core.grid.idw import prepare_grid, write_grid
 from core.io.atomic import atomic_output_dir
 from core.io.samples import SampleTable
-from core.preprocess.elements import MISSING_CODES, assay_columns
+from core.preprocess.elements import COMMODITY_BLIND, MISSING_CODES, assay_columns
 from core.runrecord import RunRecord
 
 NAME = "grid"
@@ -77,6 +77,10 @@ def run(args: argparse.Namespace, progress) -> int:
     progress.stage("read", f"Reading {Path(args.samples).name}", weight=0.1)
     table = read_samples_from_args(args)
     values, names, preprocessing = _values_to_grid(args, table)
+    if preprocessing is not None:
+        # With a commodity its suite is kept whatever the detection limits (flagged in run.json).
+        progress.log(f"Commodity {args.commodity}: its suite is kept in the stack" if args.commodity
+                     else COMMODITY_BLIND)
     progress.log(
         f"{len(table)} samples, {len(names)} band(s): {', '.join(names[:12])}"
         f"{'...' if len(names) > 12 else ''}; distances in {table.work_crs.name}"
@@ -140,10 +144,10 @@ def _values_to_grid(
     """The (n, bands) values, band names, and the preprocessing report when elements were prepared."""
     source = Path(table.source).name
     fields = args.fields
-    chose_elements = bool(args.elements or args.pathfinders)
+    chose_elements = bool(args.elements or args.pathfinders or args.commodity)
     if fields and chose_elements:
         raise InvalidInputError(
-            "give either --fields (columns as they are) or --elements/--pathfinders, not both"
+            "give either --fields (columns as they are) or --elements/--pathfinders/--commodity, not both"
         )
     if not fields and not chose_elements and not assay_columns(table.frame.columns):
         if "anomaly_score" not in table.frame.columns:

@@ -27,7 +27,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioIOError
 from rasterio.windows import Window
 
-from core.errors import InvalidCrsError, InvalidInputError, NonMatchingRasterMetadataError
+from core.errors import CrsMismatchError, InvalidCrsError, InvalidInputError, NonMatchingRasterMetadataError
 from core.io.atomic import atomic_write_path
 
 DEFAULT_NODATA = -9999.0
@@ -262,6 +262,11 @@ def read_raster_stack(
 
     ``bands`` picks bands by name (band description, or file stem for an
     unnamed single band) or by 1-based number in the combined stack.
+
+    Raises:
+        InvalidInputError: a file is missing or unreadable, or a band is unknown.
+        NonMatchingRasterMetadataError: the files do not share one grid
+            (:class:`CrsMismatchError` when their CRSs differ).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -300,7 +305,7 @@ def _check_same_grid(ref_path: Path, ref, path: Path, grid) -> None:
     ref_crs, ref_transform, ref_w, ref_h = ref
     crs, transform, w, h = grid
     if ref_crs != crs:
-        raise NonMatchingRasterMetadataError(
+        raise CrsMismatchError(
             f"{path} is in {crs.to_string() if crs else 'no CRS'} but {ref_path} is in "
             f"{ref_crs.to_string() if ref_crs else 'no CRS'}: reproject them to one CRS first"
         )

@@ -54,6 +54,7 @@ from qgis.core import (
     QgsProcessingFeatureSourceDefinition,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
@@ -62,10 +63,12 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingUtils,
+    QgsProject,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from .. import outputs as lasting
 from ..engine import EngineCancelled, EngineError, install_instructions, run_engine
 from ..settings import DEVICES, default_device, engine_interpreter
 from ..styling import run_group_name
@@ -73,6 +76,7 @@ from . import layers as layer_checks
 from .results import ResultLayerLoader
 
 ICONS_DIR = Path(__file__).resolve().parent.parent / "resources" / "icons"
+REPLACE_LABEL = "Replace an earlier run in the output folder"
 
 
 @dataclass
@@ -103,10 +107,12 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     ELEMENTS = "ELEMENTS"
     DEPOSITS = "DEPOSITS"
     DEVICE = "DEVICE"
+    COMMODITY = "COMMODITY"
     SEED = "SEED"
     CELL = "CELL"
     WORK_CRS = "WORK_CRS"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    OVERWRITE = "OVERWRITE"
     RUN_RECORD = "RUN_RECORD"
 
     # -- identity (QGIS asks for these) --------------------------------------
@@ -164,9 +170,32 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             return ok, message
         try:
             self.check_inputs(parameters, context)
+            self.check_output_folder(parameters, context)
         except QgsProcessingException as exc:
             return False, str(exc)
         return True, ""
+
+    def check_output_folder(self, parameters: dict, context: QgsProcessingContext) -> Path | None:
+        """The output folder, checked before anything starts: writable, and not an earlier run unless replacing
+        it was asked for (the engine refuses such a folder without ``--overwrite``)."""
+        if self.parameterDefinition(self.OUTPUT_FOLDER) is None:
+            return None
+        out_dir = Path(self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)).absolute()
+        problem = lasting.check_writable(out_dir)
+        if problem:
+            raise QgsProcessingException(problem)
+        if lasting.holds_earlier_run(out_dir) and not self.replace_earlier_run(parameters, context, out_dir):
+            raise QgsProcessingException(
+                f"The output folder {out_dir} holds an earlier run. Choose another output folder, or tick "
+                f"'{self.tr(REPLACE_LABEL)}' (under Advanced parameters) to replace it.")
+        return out_dir
+
+    def replace_earlier_run(self, parameters: dict, context: QgsProcessingContext, out_dir: Path) -> bool:
+        """Whether the earlier run in ``out_dir`` may be replaced: the parameter, or the user's answer."""
+        if self.parameterDefinition(self.OVERWRITE) is not None and \
+                self.parameterAsBoolean(parameters, self.OVERWRITE, context):
+            return True
+        return lasting.ask_to_replace(out_dir)
 
     def check_inputs(self, parameters: dict, context: QgsProcessingContext) -> None:
         """Raise ``QgsProcessingException`` for unusable inputs (extend in subclasses)."""
@@ -182,9 +211,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         self.check_inputs(parameters, context)
-        out_dir = None
-        if self.parameterDefinition(self.OUTPUT_FOLDER) is not None:
-            out_dir = Path(self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)).absolute()
+        out_dir = self.check_output_folder(parameters, context)
         workdir = Path(QgsProcessingUtils.tempFolder()) / f"geoanomaly-inputs-{uuid.uuid4().hex[:10]}"
         workdir.mkdir(parents=True, exist_ok=True)
         run = EngineRun(out_dir=out_dir or workdir, workdir=workdir,
@@ -195,6 +222,10 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException("Cancelled before the engine started.")
             if out_dir is not None:
                 argv += ["--out", str(out_dir)]
+                if lasting.holds_earlier_run(out_dir):  # replacing it was asked for (check_output_folder)
+                    argv.append("--overwrite")
+                    lasting.forget_answer(out_dir)
+                    feedback.pushInfo(f"Replacing the earlier run in {out_dir}, as asked.")
             run.argv = argv
             run.result = self.run_worker(argv, feedback, run)
         finally:
@@ -260,6 +291,25 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from None
 
     # -- parameter helpers ------------------------------------------------------
+    def add_commodity_parameter(self) -> None:
+        """The first question: which commodity the map is for (the project's last answer is the default)."""
+        remembered = QgsProject.instance().readEntry(PROJECT_SCOPE, self.COMMODITY.lower(), "")[0]
+        default = COMMODITIES.index(remembered) + 1 if remembered in COMMODITIES else 0
+        param = QgsProcessingParameterEnum(
+            self.COMMODITY, self.tr("Commodity explored for"), [COMMODITY_BLIND] + COMMODITIES, False, default, True)
+        param.setHelp("The map reads enrichment of this commodity and its pathfinders, and is compared with the "
+                      "commodity's own assay map and a pathfinder index. None: any unusual chemistry.")
+        self.addParameter(param)
+
+    def commodity_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        """``--commodity X`` (none when commodity-blind); remembers the answer in the project."""
+        index = self.parameterAsEnum(parameters, self.COMMODITY, context) if parameters.get(self.COMMODITY) \
+            not in (None, "") else 0
+        chosen = COMMODITIES[index - 1] if index > 0 else ""
+        project = context.project() or QgsProject.instance()
+        project.writeEntry(PROJECT_SCOPE, self.COMMODITY.lower(), chosen)
+        return ["--commodity", chosen] if chosen else []
+
     def add_samples_parameters(self, elements: bool = True,
                                elements_help: str = "Element fields (none chosen: every numeric field "
                                                     "ending in _ppm, _ppb or _pct)") -> None:
@@ -297,7 +347,13 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             None, True))
 
     def add_output_folder(self, label: str = "Output folder") -> None:
-        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr(label)))
+        # A new folder that lasts (see geoanomaly_qgis/outputs.py), named when the dialog opens.
+        param = QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr(label),
+                                                        lasting.new_run_folder(self.NAME))
+        param.setHelp("Kept after QGIS closes: by default a new folder in 'GeoAnomaly' beside the project file, "
+                      "or in your Documents when the project is not saved yet.")
+        self.addParameter(param)
+        self._advanced(QgsProcessingParameterBoolean(self.OVERWRITE, self.tr(REPLACE_LABEL), False, True))
         self.addOutput(QgsProcessingOutputFile(self.RUN_RECORD, self.tr("Run record (run.json)")))
 
     def _advanced(self, param: QgsProcessingParameterDefinition) -> None:
@@ -399,6 +455,12 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                                  else QgsProcessingUtils.LayerHint.Vector)
         details.setPostProcessor(ResultLayerLoader.create(run.group, style, rank, run.argv, run.out_dir))
         context.addLayerToLoadOnCompletion(str(path), details)
+
+
+# The engine's commodity suites (core/preprocess/elements.py PATHFINDERS); the plugin does not import the engine.
+COMMODITIES = ["Au", "Cu", "Ni", "W", "Li", "Pb-Zn"]
+COMMODITY_BLIND = "None (commodity-blind: any unusual chemistry)"
+PROJECT_SCOPE = "GeoAnomaly"
 
 
 def read_json(path: Path) -> Any:

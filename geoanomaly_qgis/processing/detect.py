@@ -40,6 +40,9 @@ class SamplesToAnomalies(EngineAlgorithm):
     HELP = (
         "Scores every geochemical sample with an anomaly detector (higher = more anomalous) and grids the "
         "scores into an anomaly raster.<br><br>"
+        "<b>Commodity</b>: what you explore for. The run keeps the commodity and its pathfinders whatever their "
+        "detection limits, scores their enrichment and halos, and compares every map with the commodity's own "
+        "assay and a pathfinder index in the log.<br>"
         "<b>Samples</b>: a point layer with one field per element (Au_ppb, Cu_ppm, ...). Leave <b>Element "
         "fields</b> empty to use every numeric field ending in _ppm, _ppb or _pct. Values of -9999 are missing "
         "assays; other negative values mean 'below the detection limit'.<br>"
@@ -64,6 +67,7 @@ class SamplesToAnomalies(EngineAlgorithm):
     SUCCESS_RATE_PLOT = "SUCCESS_RATE_PLOT"
 
     def define_parameters(self) -> None:
+        self.add_commodity_parameter()
         self.add_samples_parameters()
         self.addParameter(QgsProcessingParameterEnum(
             self.METHOD, self.tr("Detector"), [label for _, label in DETECTORS], False, 0))
@@ -100,7 +104,7 @@ class SamplesToAnomalies(EngineAlgorithm):
     def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
         method = self.method(parameters, context)
         samples, elements = self.prepare_samples(parameters, context, feedback, run)
-        argv = ["--method", method, "--samples", str(samples)]
+        argv = ["--method", method, "--samples", str(samples), *self.commodity_arguments(parameters, context)]
         if self.parameterAsFields(parameters, self.ELEMENTS, context):
             argv += ["--elements", ",".join(elements)]
         argv += ["--transform", TRANSFORMS[self.parameterAsEnum(parameters, self.TRANSFORM, context)][0]]

@@ -20,6 +20,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from .. import outputs as lasting
 from ..map_export import export_prospectivity_map
 from .base import ICONS_DIR
 
@@ -77,11 +78,22 @@ class ExportProspectivityMap(QgsProcessingAlgorithm):
                                            QgsProcessingParameterNumber.Integer, 150, False, 30, 1200)
         dpi.setFlags(dpi.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(dpi)
+        # Files that last (never QGIS's temporary folder), one pair per export.
         self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT_PDF, self.tr("Map (PDF)"), "PDF files (*.pdf)"))
+            self.OUTPUT_PDF, self.tr("Map (PDF)"), "PDF files (*.pdf)", lasting.new_output_file("map", ".pdf")))
         self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT_PNG, self.tr("Map (PNG)"), "PNG files (*.png)"))
+            self.OUTPUT_PNG, self.tr("Map (PNG)"), "PNG files (*.png)", lasting.new_output_file("map", ".png")))
         self.addOutput(QgsProcessingOutputString(self.LAYOUT_ITEMS, self.tr("Layout items")))
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        """Both files' folders writable before anything is drawn."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok:
+            for name in (self.OUTPUT_PDF, self.OUTPUT_PNG):
+                problem = lasting.check_writable(Path(self.parameterAsFileOutput(parameters, name, context)).parent)
+                if problem:
+                    return False, problem
+        return ok, message
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         raster = self.parameterAsRasterLayer(parameters, self.PROSPECTIVITY, context)

@@ -52,6 +52,7 @@ class RasterAnomaliesGeoHgan(EngineAlgorithm):
     ANOMALY_CELLS = "ANOMALY_CELLS"
 
     def define_parameters(self) -> None:
+        self.add_commodity_parameter()
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.RASTERS, self.tr("Geochemical rasters (one band per element, on one grid)"),
             QgsProcessing.TypeRaster))
@@ -85,7 +86,7 @@ class RasterAnomaliesGeoHgan(EngineAlgorithm):
         rasters = self.parameterAsLayerList(parameters, self.RASTERS, context)
         if not rasters:
             raise QgsProcessingException("Choose at least one geochemical raster.")
-        argv: list[str] = []
+        argv: list[str] = self.commodity_arguments(parameters, context)
         for layer in rasters:
             argv += ["--raster", str(_raster_file(layer))]
         bands = (self.parameterAsString(parameters, self.BANDS, context) or "").strip()

@@ -230,7 +230,49 @@ def settings_dialog():
     report["engine_report"] = settings.report.toPlainText()
     QApplication.processEvents()
     report["settings_dialog"] = settings.grab().save(str(OUT / "qgis_settings.png"))
+    settings.close()
+    reopen_dialogs()
     finish(0)
+
+
+def reopen_dialogs():
+    """Each algorithm opened from its toolbar button, closed, and opened again from the menu (twice over)."""
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtCore import QCoreApplication, QEvent
+
+    from geoanomaly_qgis.processing.provider import ALGORITHMS
+
+    plugin = plugins["geoanomaly_qgis"]
+    mw = iface.mainWindow()
+    toolbar = mw.findChild(QToolBar, "GeoAnomalyToolbar")
+    menu = mw.findChild(QMenu, "GeoAnomalyMenu")
+    reopened = {}
+    for algorithm_class in ALGORITHMS:
+        name = algorithm_class().name()
+        action = mw.findChild(QAction, "geoanomaly_" + name)
+        opened = []
+        for round_ in range(2):
+            for way in ("toolbar", "menu"):
+                try:
+                    if way == "toolbar":
+                        toolbar.widgetForAction(action).click()
+                    else:
+                        next(a for a in menu.actions() if a is action).trigger()
+                except Exception as exc:  # noqa: BLE001 - what the user would see as a dead button
+                    opened.append(way + ": " + type(exc).__name__ + ": " + str(exc))
+                    continue
+                dialog = plugin._dialogs[-1] if plugin._dialogs else None
+                ok = dialog is not None and not sip.isdeleted(dialog) and dialog.isVisible()
+                if ok and round_ == 0 and way == "toolbar":
+                    dialog.grab().save(str(OUT / ("qgis_dialog_" + name + ".png")))
+                opened.append(way + ": " + ("open" if ok else "not shown"))
+                if dialog is not None and not sip.isdeleted(dialog):
+                    dialog.close()
+                # Let Qt delete the closed dialog, as it does between two clicks of a person.
+                QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+                QApplication.processEvents()
+        reopened[name] = opened
+    report["reopened"] = reopened
 
 
 def watchdog():

@@ -32,7 +32,7 @@ from core.anomaly.geohgan.normalise import BandNormaliser
 from core.anomaly.geohgan.scoring import SCORE_NAMES, RowWriter, score_raster
 from core.anomaly.geohgan.trainer import TrainingSchedule, train_step1, train_step1_epochs, train_step2
 from core.device import describe_device, resolve_device
-from core.errors import InvalidInputError
+from core.errors import InvalidInputError, NotFittedError
 from core.progress import Progress, SilentProgress
 from core.runrecord import software_versions
 
@@ -236,7 +236,7 @@ class GeoHganDetector:
 
     def _check_fitted(self) -> None:
         if self.networks_ is None or self.normaliser_ is None:
-            raise RuntimeError("this GeoHganDetector is not fitted yet: call fit() or load()")
+            raise NotFittedError("this Geo-Hgan detector is not fitted yet: call fit() or load() first")
 
 
 def check_raster(values: np.ndarray, valid: np.ndarray | None, band_names: list[str] | None,
