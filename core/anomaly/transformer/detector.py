@@ -1,14 +1,22 @@
 """The distilled context transformer as a ``Detector`` ("transformer").
 
-Each sample's element vector is reconstructed from its K nearest neighbours
-(never from itself), over ``generations`` rounds of self-distillation; a sample
-the neighbourhood cannot explain is anomalous.
+What the background is estimated from (see ``shared/reference/commodity_anomalies.md`` §3): a deposit shows as a
+halo of several adjacent enriched samples, so a background read from a sample's nearest neighbours explains the
+deposit away. Each sample's background is therefore predicted from
+
+- its **own other elements** (``own_elements``, default on): the lithology- and regolith-controlling elements
+  (Fe, Mn, Al, Ti, Ca, Mg, K...) that set background chemistry independently of mineralisation, as in
+  regression-residual methods. With a ``commodity``, the whole commodity suite is hidden from the sample's own
+  input and must be predicted from the rest; the other elements are hidden in a few interleaved groups in turn,
+  so every element is predicted once without being seen (no target leak);
+- a **regional context**: the ``neighbours`` samples beyond a ``guard`` of the nearest ones, so a halo a few
+  samples wide is kept out of its own background.
+
+Training is by self-distillation over ``generations`` (teacher, then students), ``ensemble`` models averaged.
 
 An *ensemble* of ``ensemble`` such models (default 3), trained from seeds
 derived from ``seed``, is averaged: the background is the mean of their
-reconstructions. One training run on 2 cores is cheap, and its ranking moves
-with the seed (on GSWA sed1 two seeds share only 57-70 % of their top 5 %);
-two ensembles of three share 73-86 % (Spearman 0.95).
+predictions. One training run's ranking moves with the seed.
 
 One physical sample counts once in training. A sample compiled twice (same
 spot, identical assays: 526 of sed1's 1,392 rows) is trained on once and
@@ -19,30 +27,32 @@ double in validation. Every row is still scored.
 
 Readouts (``score_details``):
 
-- ``reconstruction_error``: L2 norm of (sample - reconstruction) over the
-  prepared elements, from the last generation (the published score);
+- ``commodity_enrichment`` (with a commodity): the commodity readout of
+  :mod:`core.anomaly.readouts` on the standardised residuals - one-sided,
+  capped suite enrichment with support from neighbouring locations, each
+  location counted once. It is the main score when a commodity is given;
+- ``reconstruction_error``: L2 norm of (sample - background) over the
+  prepared elements, from the last generation (the published score; the
+  main score without a commodity);
 - ``generation_0`` ... ``generation_{G-1}``: the same from each generation,
-  so generations can be compared (the detect command reports their AUCs);
+  and ``generation_g_commodity`` the commodity readout of each generation, so
+  generations can be compared (the detect command reports their AUCs);
 - ``attention_dispersion``: attention-weighted mean distance (metres) from
   the sample to its context;
-- ``rank_fusion``: mean of the rank percentiles of the two above;
+- ``rank_fusion``: mean of the rank percentiles of reconstruction error and dispersion;
 - ``residual_mahalanobis``: robust (MCD) Mahalanobis distance of the last
-  generation's residual vector, fitted on the samples counted once - how
-  unusual the *pattern* of residuals is, given how residuals co-vary;
-- ``residual`` (n, p): sample - reconstruction per element, which elements
-  drive each anomaly.
+  generation's residual vector, fitted on the samples counted once;
+- ``residual`` (n, p): per-element residuals in robust standard deviations of
+  the training residuals (centre and spread fixed at fitting and saved),
+  positive = enriched: :meth:`TransformerDetector.element_residuals`, which
+  :mod:`core.anomaly.detection` reads for the commodity readouts.
 
-The default score is ``reconstruction_error``, on principle: it is the only
-readout that looks at the sample's own composition. In a model without a
-target leak the attention weights are a function of the *neighbourhood*
-(where the neighbours are and what they hold), not of the sample, so
-attention dispersion measures how far the background estimate had to
-reach - largely the local sampling density. On the GSWA sed1 survey the plain
-mean distance to the 32 nearest samples, with no model at all, already
-reaches AUC ~0.92 because the known deposits sit where sampling is sparse; a
-soil grid or a rock-chip campaign has a different sampling design, and such a
-score would carry no geochemistry there. ``--transformer-score`` picks
-another readout as the main score when a geologist wants it.
+Attention dispersion is a function of the neighbourhood (where the
+neighbours are), not of the sample: on GSWA sed1 the plain mean distance to
+the nearest samples already reaches AUC ~0.9 because the known deposits sit
+where sampling is sparse. It is sampling density, not geochemistry, and is
+never the default. ``--transformer-score`` picks another readout as the main
+score when a geologist wants it.
 
 New samples are scored in their own spatial context: ``score(samples)``
 finds each sample's neighbours among ``samples``.
@@ -81,7 +91,7 @@ class TransformerDetector(Detector):
         neighbours: int = 16,
         guard: int = 8,
         own_elements: bool = True,
-        epochs: int = 100,
+        epochs: int = 30,
         patience: int = 8,
         batch_size: int = 128,
         d_model: int = 32,
