@@ -281,7 +281,7 @@ class TransformerDetector(Detector):
         return out
 
     def _readouts_on(self, samples: PreparedSamples, device) -> dict[str, np.ndarray]:
-        from core.anomaly.readouts import robust_standardise, suite_enrichment
+        from core.anomaly.readouts import robust_centre_scale, robust_standardise, suite_enrichment
         from core.anomaly.transformer.trainer import predict_background
 
         context, groups, repeats = self._context(samples)
@@ -303,12 +303,7 @@ class TransformerDetector(Detector):
                 out[f"generation_{generation}_commodity"] = suite_enrichment(
                     robust_standardise(residual, rows=~repeats), self.elements_, self.suite_, samples.xy, groups)
         if self.residual_center_ is None:  # fitting: fix the standardisation on the training samples
-            fit = residual[~repeats]
-            center = np.median(fit, axis=0)
-            q75, q25 = np.percentile(fit, [75, 25], axis=0)
-            scale = (q75 - q25) / 1.349
-            self.residual_center_ = center
-            self.residual_scale_ = np.where(scale > 1e-9, scale, np.maximum(fit.std(axis=0), 1e-9))
+            self.residual_center_, self.residual_scale_ = robust_centre_scale(residual, rows=~repeats)
         standardised = (residual - self.residual_center_) / self.residual_scale_
         distances = np.where(context.missing, 0.0, context.distances_m)
         out["reconstruction_error"] = out[f"generation_{last}"]
