@@ -153,7 +153,7 @@ def test_training_defaults_to_a_quick_cpu_trial_and_can_ask_for_the_full_schedul
 
     dock = MineralDock(run_in_background=False)
     quick = dock.train_arguments("photos", "model")
-    assert quick[quick.index("--backbone") + 1] == "resnet18" and "--image-size" in quick
+    assert "--schedule" not in quick and "--backbone" not in quick  # the engine's quick pretrained default
     dock.training_size.setCurrentIndex(dock.training_size.findData("full"))
     full = dock.train_arguments("photos", "model")
-    assert "--backbone" not in full  # the engine's defaults: ResNet-50, 224 px, published epochs
+    assert full[full.index("--schedule") + 1] == "full"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.minerals import DEFAULT_BACKBONE
 from core.minerals.datasets import PhotoCollection, PhotoDataset
 from core.minerals.losses import log_class_prior
 from core.minerals.models import (
@@ -35,7 +36,7 @@ ERROR_RATES = (0.0, 0.3, 0.6)
 
 @dataclass
 class MultimodalConfig:
-    arch: str = "resnet50"
+    arch: str = DEFAULT_BACKBONE
     image_size: int = 224
     batch_size: int = 64
     epochs: int = 30
@@ -82,7 +83,7 @@ class MultimodalTrainer:
         model = MultimodalIdentifier(backbone, len(collection.classes), cfg.property_features, cfg.hidden,
                                      cfg.bottleneck).to(self.device)
         train_idx = collection.indices("train")
-        dataset = PhotoDataset(collection, train_idx, cfg.image_size, train=True)
+        dataset = PhotoDataset(collection, train_idx, cfg.image_size, train=True, mean=backbone.mean, std=backbone.std)
         labels_train = collection.labels[train_idx]
         rng = np.random.default_rng([cfg.seed, 3])
         per_epoch = max(1, math.ceil(len(train_idx) / cfg.batch_size))
@@ -139,7 +140,8 @@ def robustness_table(model: MultimodalIdentifier, collection: PhotoCollection, s
     """
     model.eval()
     index = collection.indices(split)
-    dataset = PhotoDataset(collection, index, image_size, train=False)
+    backbone = model.image_branch.backbone
+    dataset = PhotoDataset(collection, index, image_size, train=False, mean=backbone.mean, std=backbone.std)
     features, labels, properties = [], [], []
     for images, y, props in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
         features.append(model.image_branch(images.to(device)))
