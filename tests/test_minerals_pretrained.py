@@ -172,3 +172,19 @@ def test_bad_collections_fail_with_one_line_and_no_model(tmp_path, capsys, probl
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not out.exists() and not list(tmp_path.glob(".model*"))
+
+
+def test_a_model_saved_with_torchvision_resnet_names_still_loads(tmp_path):
+    import torchvision
+
+    from core.minerals.saved import load_model
+
+    net = torchvision.models.resnet18(weights=None)
+    state = {f"backbone.{k}": v for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    state.update({"classifier.weight": torch.zeros(3, 512), "classifier.bias": torch.zeros(3)})
+    torch.save(state, tmp_path / "weights.pt")
+    (tmp_path / "model.json").write_text(json.dumps({"format": "geoanomaly-minerals/1", "kind": "longtail",
+                                                     "arch": "resnet18", "classes": ["a", "b", "c"],
+                                                     "image_size": 32, "tail_classes": []}))
+    model, _ = load_model(tmp_path)
+    assert torch.equal(model.backbone.stages[1][0].conv1.weight, net.layer1[0].conv1.weight)

@@ -307,6 +307,10 @@ def _train_multimodal(args, collection, device, progress, record):
     trainer = MultimodalTrainer(config, device, progress)
     network = trainer.fit(collection, backbone)
     record["training"] = trainer.history_
+    validation = {"mAcc": None if trainer.val_mAcc_ is None else round(trainer.val_mAcc_, 4),
+                  "n_photos": int(len(collection.indices("val"))), "kept_epoch": trainer.kept_epoch_,
+                  "properties": "as recorded, corrupted at the training's missing/error rates"}
+    record["validation"] = validation
     overhead = parameter_overhead(network)
     progress.log(f"trainable parameters: {overhead['added_parameters']} "
                  f"(+{overhead['overhead_percent']} % over the {overhead['backbone_parameters']}-parameter backbone)")
@@ -316,7 +320,8 @@ def _train_multimodal(args, collection, device, progress, record):
         metrics["robustness"] = robustness_table(network, collection, "test", args.image_size, device)
         _log_robustness(metrics["robustness"], progress)
     record["backbone"] = {"arch": arch, "weights": backbone.origin}
-    info = {"kind": "multimodal", "arch": arch, "backbone": record["backbone"], "config": record["config"],
+    info = {"kind": "multimodal", "arch": arch, "backbone": record["backbone"], "validation": validation,
+            "config": record["config"],
             "multimodal": {"property_features": config.property_features, "hidden": config.hidden,
                            "bottleneck": config.bottleneck}}
     return network, info, metrics

@@ -71,6 +71,7 @@ class QuickTrainer:
         self.device = device
         self.progress = progress or SilentProgress()
         self.history_: dict[str, dict] = {}
+        self.heads_: dict[str, dict] = {}  # each stage's classifier as fitted, kept or not (for comparisons)
 
     def fit(self, collection: PhotoCollection) -> PhotoClassifier:
         cfg = self.config
@@ -119,6 +120,7 @@ class QuickTrainer:
                 with torch.no_grad():
                     val_macc = mean_class_accuracy(val_labels, head(val_features).argmax(1).cpu().numpy(), n_classes)
             self.history_[stage] = {**fit, "objective": objective, "val_mAcc": val_macc}
+            self.heads_[stage] = {k: v.detach().clone() for k, v in head.state_dict().items()}
             if guard.judge(stage, val_macc):
                 kept = {k: v.detach().clone() for k, v in head.state_dict().items()}
             else:

@@ -71,10 +71,30 @@ def load_model(folder: str | Path, device="cpu") -> tuple[torch.nn.Module, dict]
     network = build_network(info)
     try:
         state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        network.load_state_dict(state)
+        network.load_state_dict(_stage_names(state))
     except Exception as exc:  # noqa: BLE001 - corrupt or mismatched weights
         raise InvalidInputError(f"weights in {folder / WEIGHTS_FILE} do not fit {MODEL_FILE}: {exc}") from None
     return network.to(device).eval(), info
+
+
+# Models saved before the backbones were split into stages name a ResNet's tensors as torchvision does.
+_RESNET_STAGES = {"conv1.": "stages.0.0.", "bn1.": "stages.0.1.", "layer1.": "stages.1.", "layer2.": "stages.2.",
+                  "layer3.": "stages.3.", "layer4.": "stages.4."}
+
+
+def _stage_names(state: dict) -> dict:
+    """``state`` with torchvision ResNet names (``backbone.layer1.0...``) renamed to the stage names."""
+    renamed = {}
+    for key, value in state.items():
+        for prefix in ("backbone.", "image_branch.backbone."):
+            rest = key.removeprefix(prefix)
+            if rest != key:
+                old = next((o for o in _RESNET_STAGES if rest.startswith(o)), None)
+                if old is not None:
+                    key = prefix + _RESNET_STAGES[old] + rest[len(old):]
+                break
+        renamed[key] = value
+    return renamed
 
 
 def load_photo_backbone(folder: str | Path) -> tuple[torch.nn.Module, str]:
