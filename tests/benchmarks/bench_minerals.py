@@ -246,9 +246,8 @@ def main() -> dict:
     WORK.mkdir(parents=True, exist_ok=True)
     parts = set(args.parts.split(","))
     path = OUT / "minerals.json"
-    out = json.loads(path.read_text()) if path.is_file() else {}
-    out.update(threads=args.threads, quick=args.quick,
-               note="timings on a shared machine are inflated; CPU seconds are the steadier figure")
+    out = {"threads": args.threads, "quick": args.quick,
+           "note": "timings on a shared machine are inflated; CPU seconds are the steadier figure"}
     small = small_collection()
     if "longtail" in parts:
         photos = longtail_set(40 if args.quick else 100)
@@ -261,8 +260,11 @@ def main() -> dict:
         out["identify"] = identify_latency(next((small / "Quartz").iterdir()), args.threads)
     if "multimodal" in parts:
         out["multimodal"] = multimodal_run(small, args.threads, args.quick)
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    report(out)
+    # Parts may run in parallel processes: merge into what the file holds now, not at the start.
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged.update(out)
+    path.write_text(json.dumps(merged, indent=2) + "\n")
+    report(merged)
     print(f"\nwritten to {path}")
     return out
 
