@@ -82,7 +82,13 @@ def test_a_cycle_recovers_the_planted_zone_and_writes_every_output(survey):
     assert [h["cycle"] for h in record["history"]] == [0, 1, 2]
     assert record["labels"]["by_source"] == {"deposit": 8, "oracle": 8}
     curve = pd.read_csv(out / "success_rate.csv")
-    assert set(curve["map"]) == {"prospectivity (2-fold blocked CV)", "anomaly map alone (teacher)"}
+    assert set(curve["map"]) == {f"{name} (2-fold blocked CV)" for name in (
+        "prospectivity (KDAL)", "weights of evidence", "logistic regression", "random forest")} | {
+        "evidence alone (teacher)"}
+    assert set(record["metrics"]["baselines"]) == {"weights of evidence", "logistic regression", "random forest"}
+    assert "independent" in record["metrics"]["weights_of_evidence"]["conditional_independence"]
+    assert record["metrics"]["never_worse_than_evidence"]["holds"]
+    assert queries["why_here"].str.contains("nearest known point").all()
     assert (out / "success_rate.png").stat().st_size > 10_000
     per_class = pd.read_csv(out / "deposits_per_class.csv")
     assert per_class["class"].tolist() == ["very high", "high", "moderate", "low"]
