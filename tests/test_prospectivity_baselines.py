@@ -54,13 +54,21 @@ def test_weights_of_evidence_posterior_and_the_conditional_independence_check():
     assert twice.independence_["ratio"] < 1.0
 
 
-def test_weights_of_evidence_picks_the_pattern_with_the_best_studentised_contrast():
+def test_multi_class_weights_of_evidence_rank_the_top_class_first():
     rng = np.random.default_rng(0)
     values = rng.normal(size=2000)
-    deposits = np.argsort(values)[-10:]  # the ten highest cells
+    deposits = np.argsort(values)[-10:]  # the ten highest cells: all in the top 2 %
     model = WeightsOfEvidence().fit(values[:, None], deposits)
-    assert model.weights_[0].area_share <= 0.05  # the tightest pattern that still holds them all
-    assert model.weights_[0].w_plus > 2
+    weights = model.weights_[0]
+    # Top 2 % class: 10 of 10 deposits, 30 of the 1990 other cells -> W = ln((10/10) / (30/1990))
+    assert weights[0] == pytest.approx(np.log(1 / (30 / 1990)), abs=1e-6)
+    # No other class holds a deposit: counted as 0.5 (continuity), so the 2-5 % class (60 cells) gets
+    # ln((0.5/10) / (60/1990)) = 0.51 and the rest (1000 cells) ln((0.5/10) / (1000/1990)) = -2.31.
+    assert weights[1] == pytest.approx(np.log(0.05 / (60 / 1990)), abs=1e-6)
+    assert weights[-1] == pytest.approx(np.log(0.05 / (1000 / 1990)), abs=1e-6)
+    assert np.all(weights[1:] < weights[0])
+    score = model.decision_function(values[:, None])
+    assert np.all(score[deposits] == score.max())
 
 
 def _smooth_field(shape=(40, 40), seed=0) -> np.ndarray:

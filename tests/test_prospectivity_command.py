@@ -176,6 +176,17 @@ def test_a_labels_field_that_is_not_zero_or_one_is_refused(survey, capsys, value
     assert "no label field 'grade'" in capsys.readouterr().err
 
 
+def test_a_label_outside_the_grid_is_refused_in_one_line_and_nothing_is_written(survey, capsys):
+    tmp, evidence, deposits = survey
+    labels = write_labels(tmp / "answers.gpkg", [(*cell_xy(20, 30), 1), (TRANSFORM.c - 3000.0, TRANSFORM.f, 0)])
+    out = tmp / "out"
+    assert _run(evidence, deposits, out, "--labels", str(labels), "--folds", "0") == 2
+    message = capsys.readouterr().err.strip()
+    assert "answers.gpkg" in message and "1 labelled point(s) lie outside the evidence grid" in message
+    assert len(message.splitlines()) == 1
+    assert not out.exists() and not list(tmp.glob("out*"))
+
+
 def test_high_confidence_anomalies_join_the_labels_as_positives(survey):
     tmp, evidence, deposits = survey
     # Two AnomFilter picks, as points in the decoy blob, and one outside the grid (reported, not used).

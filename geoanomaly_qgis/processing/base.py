@@ -389,7 +389,8 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         """Queue a result layer: loaded when the run ends (dialog, runAndLoadResults), styled, in the run's group.
 
         ``kind`` is "raster" or "vector"; ``style`` "anomaly" (heat map) or
-        "points" (graduated on anomaly_score) or None; lower ``rank`` is drawn on top.
+        "points" (graduated on anomaly_score), "classes" (prospectivity
+        classes), "queries" (places to check next) or None; lower ``rank`` is drawn on top.
         """
         if context.project() is None:  # qgis_process, or a context without a project: nothing to load into
             return

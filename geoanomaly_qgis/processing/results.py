@@ -49,6 +49,10 @@ class ResultLayerLoader(QgsProcessingLayerPostProcessorInterface):
                 styling.style_anomaly_raster(layer)
             elif self.style == "points" and isinstance(layer, QgsVectorLayer):
                 styling.style_scored_points(layer)
+            elif self.style == "classes" and isinstance(layer, QgsRasterLayer):
+                styling.style_prospectivity_classes(layer)
+            elif self.style == "queries" and isinstance(layer, QgsVectorLayer):
+                styling.style_query_points(layer)
             project = context.project()
             if project is None:
                 return
