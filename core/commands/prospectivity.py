@@ -7,11 +7,16 @@ whole or not at all) in ``--out``:
 - ``prospectivity.tif``: P(prospective), float32 in [0, 1], nodata outside the data;
 - ``prospectivity_classes.tif``: 4 very high, 3 high, 2 moderate, 1 low (nodata outside);
 - ``queries.gpkg``: the K cells to label next (``label`` empty; fill in 1/0 and
-  hand the file back with ``--labels``);
+  hand the file back with ``--labels``; ``why_here`` says why each was chosen);
 - ``labels.gpkg``, ``kdal_state.json``, ``student.pt``/``student.json``: what the next cycle needs;
 - ``success_rate.png``/``.csv``, ``deposits_per_class.csv``: from a spatially
-  blocked cross-validation when the deposits were training labels;
+  blocked cross-validation when the deposits were training labels, with the
+  evidence alone, weights of evidence, logistic regression and random forest
+  in the same folds, and the map's prediction-area plot;
 - ``run.json``: parameters, counts, figures, device, timings.
+
+The work is :func:`core.prospectivity.run_cycle`'s; this module only turns
+options into :class:`core.prospectivity.cycle.CycleSettings` and records the run.
 """
 
 from __future__ import annotations

@@ -156,7 +156,8 @@ def main() -> dict:
             print(f"{survey} / {label}", flush=True)
             per_seed = {f"seed {s}": evaluate(paths, deposits, int(s), args) for s in args.seeds.split(",")}
             results[f"{survey} / {label}"] = {**per_seed, "mean_over_seeds": mean_over_seeds(per_seed)}
-        results[f"{survey} / time per cycle"] = time_per_cycle([evidence], deposits, args)
+        results[f"{survey} / time per cycle"] = {label: time_per_cycle(paths, deposits, args)
+                                                 for label, paths in stacks.items()}
     out = {"protocol": f"{args.folds}-fold spatially blocked CV (blocks 1/16 of the grid, held-out deposits' 3 x 3 "
                        "neighbourhood closed), same folds for every map; figures = share of held-out deposits on "
                        "valid cells in the top 5/10/20 % of the valid area, success-rate AUC",
