@@ -110,7 +110,7 @@ def test_detect_progress_and_log_reach_the_feedback(tmp_path):
     result = run_engine(["detect", "--method", "mahalanobis", "--samples", str(SAMPLES_CSV),
                          "--elements", "Au_ppm,As_ppm,Cu_ppm,Pb_ppm,Zn_ppm", "--out", str(out)],
                         feedback, python=str(ENGINE_PYTHON))
-    assert Path(result["outputs"]["anomaly_score"]).is_file()
+    assert Path(result["outputs"]["anomaly_score.tif"]).is_file()
     assert feedback.texts[0].startswith("Reading")
     assert feedback.progress and max(feedback.progress) <= 100.0
     assert feedback.progress == sorted(feedback.progress), "progress must not go backwards"

@@ -27,7 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.commands._options import add_deposit_arguments
+from core.commands._options import (
+    add_deposit_arguments,
+    add_device_argument,
+    add_output_argument,
+    add_seed_argument,
+)
 from core.device import describe_device, resolve_device
 from core.errors import InvalidInputError
 from core.io.atomic import atomic_output_dir
@@ -74,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="use the deposits for evaluation only, not as positive labels",
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (the run folder)")
+    add_output_argument(parser, help="output folder (the run folder)")
     cycle = parser.add_argument_group("active learning")
     cycle.add_argument(
         "--cycles",
@@ -124,8 +129,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--hidden", type=int, default=32, help="hidden units per layer; 0 = logistic (default 32)"
     )
     model.add_argument("--steps", type=int, default=300, help="optimiser steps per training (default 300)")
-    model.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    model.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    add_seed_argument(model)
+    add_device_argument(model)
     out = parser.add_argument_group("classes and validation")
     out.add_argument(
         "--classes",

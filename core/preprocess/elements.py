@@ -72,6 +72,10 @@ PATHFINDER_ALIASES = {"gold": "Au", "copper": "Cu", "nickel": "Ni", "tungsten": 
                       "pb": "Pb-Zn", "zn": "Pb-Zn", "pbzn": "Pb-Zn", "pb-zn": "Pb-Zn", "lead-zinc": "Pb-Zn",
                       "au": "Au", "cu": "Cu", "ni": "Ni", "w": "W", "li": "Li"}
 
+# What the log says when no commodity is given.
+COMMODITY_BLIND = ("no commodity given: the map is commodity-blind (any unusual chemistry, enriched or depleted, "
+                   "in any element); give the commodity to read the map for it")
+
 # Codes for missing assays used by survey exports.
 MISSING_CODES = (-9999.0, -99999.0, -999999.0)
 

@@ -41,7 +41,6 @@ Choices (defaults; all configurable in :class:`KDALConfig`):
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -49,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.device import cpu_threads
 from core.errors import InvalidInputError
 from core.prospectivity.stack import near_cells
 
@@ -220,7 +220,9 @@ class ProspectivityClassifier:
         groups = [{"params": learned, "weight_decay": cfg.weight_decay}, {"params": calibration, "weight_decay": 0.0}]
         optimiser = torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.learning_rate)
         self.network_.train()
-        with _cpu_threads(self.device_, len(x)):
+        # One CPU thread for small grids: a tiny network gains nothing from threads and loses a lot to
+        # contention on a shared machine (measured: 2 threads 5x slower on a busy 2-core box).
+        with cpu_threads(self.device_, 1 if len(x) <= 200_000 else None):
             self._train(x, z, soft, hard_idx, hard_y, labelled.size, optimiser, generator)
         return self
 
@@ -295,23 +297,6 @@ class ProspectivityClassifier:
         model.network_.load_state_dict(torch.load(folder / "student.pt", weights_only=True))
         model.network_.to(model.device_)
         return model
-
-
-@contextlib.contextmanager
-def _cpu_threads(device, n_cells: int):
-    """One CPU thread for small grids: a tiny network gains nothing from threads and loses a lot
-    to contention on a shared machine (measured: 2 threads 5x slower on a busy 2-core box)."""
-    import torch
-
-    if device.type != "cpu" or n_cells > 200_000:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def least_confident_cells(

@@ -27,10 +27,14 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ..results_page import top_area_sentence
 from . import layers as layer_checks
-from .base import EngineAlgorithm, read_json
+from .base import EngineAlgorithm, likely_deposits_layer, read_json
 
-SOFT_LOSSES = [("kl", "KL divergence with temperature"), ("ce", "soft cross-entropy")]
+# (engine value, words in the dialog); run.json and the README keep the technical names (KL divergence with
+# temperature, soft cross-entropy).
+SOFT_LOSSES = [("kl", "follow the anomaly map's ranking, softened (recommended)"),
+               ("ce", "follow the anomaly map's values as they are")]
 CLASS_METHODS = [("area", "by area share (5 / 10 / 20 %)"), ("pa", "at the prediction-area crossing")]
 
 
@@ -39,9 +43,10 @@ class ProspectivityActiveLearning(EngineAlgorithm):
     NAME = "prospectivity_active_learning"
     DISPLAY_NAME = "Prospectivity (active learning)"
     GROUP, GROUP_ID = "Prospectivity", "prospectivity"
-    ICON = "geoanomaly.svg"
+    ICON = "prospectivity.svg"
+    TOOLTIP = "Map prospectivity from evidence rasters and known deposits, and pick points for you to label"
     HELP = (
-        "Turns anomaly rasters into a prospectivity map (0-1) by knowledge-distillation active learning (KDAL): "
+        "Turns anomaly rasters into a prospectivity map (0-1) step by step with you: "
         "the first evidence raster's anomaly scores teach a small classifier, the known deposits and your "
         "labels correct it, and it proposes the <b>K places it is least sure about</b> for you to check.<br><br>"
         "<b>Evidence rasters</b>: on one grid (same CRS, cell size and extent); the first is the anomaly map.<br>"
@@ -76,7 +81,8 @@ class ProspectivityActiveLearning(EngineAlgorithm):
             self.EVIDENCE, self.tr("Evidence rasters (one grid; the first is the anomaly map)"),
             QgsProcessing.TypeRaster))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.DEPOSITS, self.tr("Known deposits (point layer)"), [QgsProcessing.TypeVectorPoint]))
+            self.DEPOSITS, self.tr("Known deposits (point layer)"), [QgsProcessing.TypeVectorPoint],
+            likely_deposits_layer()))
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.LABELS, self.tr("Labels (e.g. the edited query points of the previous cycle)"),
             [QgsProcessing.TypeVectorPoint], None, True))
@@ -95,9 +101,9 @@ class ProspectivityActiveLearning(EngineAlgorithm):
             self.FOLDS, self.tr("Cross-validation folds (0: none)"), QgsProcessingParameterNumber.Integer, 5,
             False, 0))
         self._advanced(QgsProcessingParameterEnum(
-            self.SOFT_LOSS, self.tr("Soft loss"), [label for _, label in SOFT_LOSSES], False, 0))
+            self.SOFT_LOSS, self.tr("How closely to follow the anomaly map"), [label for _, label in SOFT_LOSSES], False, 0))
         self._advanced(QgsProcessingParameterNumber(
-            self.TEMPERATURE, self.tr("Distillation temperature"), QgsProcessingParameterNumber.Double, 2.0,
+            self.TEMPERATURE, self.tr("Softening (higher: the anomaly map's ranking counts less strictly)"), QgsProcessingParameterNumber.Double, 2.0,
             False, 0.01))
         self._advanced(QgsProcessingParameterEnum(
             self.CLASS_METHOD, self.tr("Classes"), [label for _, label in CLASS_METHODS], False, 0))
@@ -168,6 +174,12 @@ class ProspectivityActiveLearning(EngineAlgorithm):
                                               layer_name="labels")
         return ["--labels", str(exported), "--label-field", field]
 
+    def results_lines(self, run, record) -> list[str]:
+        metrics = record.get("metrics") or {}
+        top = (metrics.get("prospectivity") or {}).get("deposits_in_top_area") or {}
+        source = metrics.get("figures_from")
+        return [top_area_sentence(top) + (f" ({source})" if source else "")]
+
     def collect_outputs(self, parameters, context, feedback, run) -> dict:
         out = run.out_dir
         prospectivity = out / "prospectivity.tif"
@@ -193,7 +205,7 @@ class ProspectivityActiveLearning(EngineAlgorithm):
         cycle = record.get("cycle", "")
         if prospectivity.is_file():
             self.load_on_completion(context, run, prospectivity, f"Prospectivity (cycle {cycle})", "raster",
-                                    "anomaly", rank=90, output_name=self.PROSPECTIVITY)
+                                    "prospectivity", rank=90, output_name=self.PROSPECTIVITY)
         if classes.is_file():
             self.load_on_completion(context, run, classes, f"Prospectivity classes (cycle {cycle})", "raster",
                                     "classes", rank=95, output_name=self.CLASSES)
