@@ -297,3 +297,25 @@ def move_into_group(project: QgsProject, layer: QgsMapLayer, group_name: str) ->
     group.insertChildNode(0, clone)
     parent.removeChildNode(node)
     return group
+
+
+# Prospectivity classes (codes of core/prospectivity/classes.py): the geologist's words, warm = explore.
+def style_query_points(layer: QgsVectorLayer) -> bool:
+    """Places to check next: bold star markers numbered by query, "why here" as the map tip."""
+    from qgis.core import QgsPalLayerSettings, QgsSingleSymbolRenderer, QgsVectorLayerSimpleLabeling
+
+    if not layer.isValid():
+        return False
+    symbol = QgsMarkerSymbol.createSimple({"name": "star", "color": "0,160,255", "outline_color": "0,0,0",
+                                           "outline_width": "0.3", "size": "4.5"})
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+    if layer.fields().lookupField("query") >= 0:
+        settings = QgsPalLayerSettings()
+        settings.fieldName = "query"
+        settings.enabled = True
+        layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+        layer.setLabelsEnabled(True)
+    if layer.fields().lookupField("why_here") >= 0:
+        layer.setMapTipTemplate("<b>Query [% \"query\" %]</b><br>[% \"why_here\" %]")
+    layer.triggerRepaint()
+    return True

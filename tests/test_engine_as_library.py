@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from core.errors import (
 )
 from core.preprocess import PreparedSamples, Preprocessor
 from core.progress import Progress, SilentProgress
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _samples(n: int = 60, p: int = 5, seed: int = 0) -> PreparedSamples:
@@ -58,6 +61,20 @@ def test_library_warnings_reach_python_without_a_progress_object():
     with pytest.warns(GeoAnomalyWarning, match="twice"):
         SilentProgress().warn("one sample compiled twice")
 
+
+
+def test_the_command_line_shows_a_library_warning_once(tmp_path):
+    import subprocess
+    import sys
+
+    # A separate process, as the plugin runs it: pytest would otherwise catch the warnings module's copy.
+    samples = REPO / "resources" / "sample_data" / "samples.csv"  # real GSWA data, with twinned samples
+    argv = ["detect", "--method", "pca", "--samples", str(samples), "--elements", "Au_ppm,As_ppm,Cu_ppm,Pb_ppm",
+            "--out", str(tmp_path / "run"), "--progress", "plain"]
+    done = subprocess.run([sys.executable, "-m", "core", *argv], capture_output=True, text=True, cwd=REPO,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("probably one sample compiled twice") == 1, done.stderr
 
 
 # -- outputs ----------------------------------------------------------------------------------------------------

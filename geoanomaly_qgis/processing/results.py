@@ -55,6 +55,8 @@ class ResultLayerLoader(QgsProcessingLayerPostProcessorInterface):
                 styling.style_scored_points(layer)
             elif self.style == "deposits" and isinstance(layer, QgsVectorLayer):
                 styling.style_deposits(layer)
+            elif self.style == "queries" and isinstance(layer, QgsVectorLayer):
+                styling.style_query_points(layer)
             project = context.project()
             if project is None:
                 return
