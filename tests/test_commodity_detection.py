@@ -169,3 +169,15 @@ def test_the_runs_map_is_the_halo_readout_only_when_there_is_one():
     assert choose_map("knn", own, readouts)[0] == "knn"            # no per-element residuals: its own score
     with pytest.raises(InvalidInputError, match="--map halo"):
         choose_map("knn", own, readouts, "halo")
+
+
+def test_the_default_map_rises_with_the_samples_own_suite_assays(survey, tmp_path):
+    folder, frame, planted = survey
+    i = int(np.flatnonzero(~planted)[0])
+    raised = frame.copy()
+    raised.loc[i, ["Cu_ppm", "Pb_ppm", "Zn_ppm"]] *= 4.0
+    raised.to_csv(tmp_path / "raised.csv", index=False)
+    before = run_detection(read_samples(folder / "samples.csv", crs=CRS), "mahalanobis", commodity="Cu")
+    after = run_detection(read_samples(tmp_path / "raised.csv", crs=CRS), "mahalanobis", commodity="Cu")
+    assert before.map_name == after.map_name == "readout:mahalanobis_halo"
+    assert after.scores[i] > before.scores[i] + 0.1      # same positions, more metal: a higher score
