@@ -249,12 +249,28 @@ def _log_preprocessing(preprocessor: Preprocessor, prepared: PreparedSamples, pr
 
 def _log_metrics(name: str, metrics: dict, progress: Progress) -> None:
     main = metrics["auc_by_score"][name]
-    progress.log(f"{name}: AUC {main['mean']:.3f} ± {main['std']:.3f} ({main['n_used']} deposits, 20-run protocol)")
+    progress.log(f"{name}: AUC {main['mean']:.3f} ± {main['std']:.3f} "
+                 f"({main['n_used']} deposits; mean of 20 repeats, each with its own background samples)")
     if main["n_outside"]:
         progress.warn(f"{main['n_outside']} deposit(s) lie outside the survey and were not scored")
     for other, res in metrics["auc_by_score"].items():
         if other != name:
-            progress.log(f"  {other}: AUC {res['mean']:.3f} ± {res['std']:.3f}")
+            progress.log(f"  {plain_score_name(other)}: AUC {res['mean']:.3f} ± {res['std']:.3f}")
+
+
+def plain_score_name(name: str) -> str:
+    """A compared score's name for the log: "baseline:pca", "readout:x", "reference:x" are run.json's keys."""
+    kind, _, rest = name.partition(":")
+    if not rest:
+        return name
+    words = rest.replace("_", " ")
+    if kind == "baseline":
+        return f"{words} (for comparison)"
+    if kind == "reference":
+        return f"{words} (map made by hand, for comparison)"
+    if kind == "readout":
+        return f"{words} (one part of the model's score)"
+    return name
 
 
 def _baseline_names(baselines: str | list[str], have_deposits: bool) -> list[str]:

@@ -20,10 +20,17 @@ from core.anomaly.readouts import DEFAULT_NEIGHBOURS
 from core.anomaly.saved_model import save_model
 from core.commands._options import (
     add_deposit_arguments,
+    add_device_argument,
+    add_like_argument,
+    add_output_argument,
     add_preprocess_arguments,
     add_sample_arguments,
+    add_seed_argument,
+    add_threads_argument,
+    method_choices,
     preprocessor_from_args,
     read_samples_from_args,
+    template_from_args,
 )
 from core.evaluate.report import write_success_rate
 from core.grid.idw import grid_samples
@@ -37,17 +44,22 @@ HELP = "score samples for anomalies with one detector (classical or deep), grid 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", required=True,
-                        help="detector: transformer, mahalanobis, isolation_forest, knn, ocsvm, pca")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    # The registry's names, checked in run() rather than by argparse, so that an unknown name is one
+    # clear line (and a JSON error event for the plugin) like every other bad input.
+    methods = method_choices()
+    parser.add_argument("--method", required=True, metavar="{" + ",".join(methods) + "}",
+                        help=f"detector: {', '.join(methods)}")
+    add_output_argument(parser)
     add_sample_arguments(parser)
     add_deposit_arguments(parser)
     add_preprocess_arguments(parser)
     parser.add_argument("--cell", type=float, help="cell size of the score raster in metres (default from sample spacing)")
     parser.add_argument("--max-distance", type=float,
                         help="cells farther than this (metres) from every sample are nodata (default from spacing)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same scores")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    add_like_argument(parser)
+    add_seed_argument(parser)
+    add_device_argument(parser)
+    add_threads_argument(parser)
     parser.add_argument("--compare", default="auto",
                         help="classical baselines scored in the same run: auto (all, when deposits are given), "
                              "none, or a comma list")
@@ -67,10 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, progress) -> int:
     method = detector_class(args.method)  # unknown names fail before any work
     baselines = _baseline_names(args.compare, bool(args.deposits))
+    like = template_from_args(args)
     record = RunRecord("detect", vars(args))
     with atomic_output_dir(args.out) as staging:
         progress.stage("read", f"Reading {Path(args.samples).name}", weight=_stage_weights(False, False)["read"])
-        table = read_samples_from_args(args)
+        table = read_samples_from_args(args, like)
         deposits = read_deposits(args.deposits, table.work_crs, crs=args.deposits_crs) if args.deposits else None
         progress.log(f"{len(table)} samples; distances in {table.work_crs.name}")
 
@@ -90,7 +103,7 @@ def run(args: argparse.Namespace, progress) -> int:
 
         progress.stage("grid", "Gridding the scores", weight=weights["grid"])
         grid = grid_samples(prepared.xy, result.scores, cell=args.cell, max_distance=args.max_distance,
-                            band_names=["anomaly_score"], crs=table.work_crs)
+                            band_names=["anomaly_score"], crs=table.work_crs, like=like)
         grid.write(staging / "anomaly_score.tif")
 
         frame = scores_frame(table, result.columns)

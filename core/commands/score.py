@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core.anomaly.detection import choose_map, commodity_scores, score_columns
 from core.anomaly.saved_model import load_model
-from core.commands._options import add_sample_arguments
+from core.commands._options import add_output_argument, add_sample_arguments
 from core.io.atomic import atomic_output_dir
 from core.io.samples import read_samples
 from core.io.scores import scores_frame, write_scores
@@ -20,7 +20,7 @@ HELP = "score new samples with a model saved by 'geoanomaly detect' (DIR/model)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="the model/ folder of a detect run")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder for scores.csv / scores.gpkg")
+    add_output_argument(parser, help="output folder for scores.csv / scores.gpkg")
     add_sample_arguments(parser)
     parser.add_argument("--commodity", metavar="NAME",
                         help="add the commodity's references and halo readouts (default: the commodity the model "
