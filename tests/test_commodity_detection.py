@@ -181,3 +181,16 @@ def test_the_default_map_rises_with_the_samples_own_suite_assays(survey, tmp_pat
     after = run_detection(read_samples(tmp_path / "raised.csv", crs=CRS), "mahalanobis", commodity="Cu")
     assert before.map_name == after.map_name == "readout:mahalanobis_halo"
     assert after.scores[i] > before.scores[i] + 0.1      # same positions, more metal: a higher score
+
+
+def test_a_commodity_aware_transformer_keeps_its_own_commodity_map(survey):
+    from core.anomaly.detection import detector_options
+
+    folder, frame, planted = survey
+    table = read_samples(folder / "samples.csv", crs=CRS)
+    options = detector_options(seed=0, generations=1, ensemble=1, epochs=2)
+    result = run_detection(table, "transformer", frame.loc[planted, ["X", "Y"]].to_numpy(), commodity="Cu",
+                           options=options, baselines=["pca"])
+    assert result.detector.commodity == "Cu"                  # the commodity reached the model
+    assert result.map_name == "transformer"                   # its own score is its commodity readout
+    assert {"readout:transformer_halo", "readout:pca_halo", "reference:pathfinder_index"} <= set(result.compared)

@@ -89,6 +89,11 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
     """
     progress = progress or Progress(mode="none")
     options = options or detector_options(seed=seed)
+    if preprocessor is None:
+        preprocessor = Preprocessor(commodity=commodity, suite=pathfinders)
+    if preprocessor.commodity and not getattr(options, "commodity", None):
+        # Commodity-aware detectors (the transformer) read the commodity from their options.
+        options.commodity, options.pathfinder_list = preprocessor.commodity, preprocessor.suite
     if isinstance(method, Detector):
         detector, name = method, method.name
     else:
@@ -98,8 +103,6 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
     weights = _stage_weights(deep, deposits is not None)
 
     progress.stage("preprocess", "Preparing assays", weight=weights["preprocess"])
-    if preprocessor is None:
-        preprocessor = Preprocessor(commodity=commodity, suite=pathfinders)
     prepared = preprocessor.fit_transform(table)
     _log_preprocessing(preprocessor, prepared, progress)
     colocated = colocated_report(prepared.xy, prepared.values)
@@ -125,7 +128,7 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
     suite = preprocessor.suite_()
     groups = location_groups(prepared.xy) if suite else None
     references, readouts = commodity_scores(preprocessor, table, prepared, detector, groups, halo_neighbours)
-    map_name, map_values = choose_map(name, scores, readouts, map_score)
+    map_name, map_values = choose_map(name, scores, readouts, map_score, own_commodity_score=_reads_commodity(detector))
     progress.log(f"Map: {map_name}" + ("" if suite else " (commodity-blind)"))
     columns = score_columns(map_values, details, prepared.elements)
     columns.update({f"{name}_score": scores, **references, **readouts})
@@ -159,13 +162,15 @@ MAP_CHOICES = ("auto", "detector", "halo")
 
 
 def choose_map(name: str, scores: np.ndarray, readouts: dict[str, np.ndarray], choice: str = "auto",
-               ) -> tuple[str, np.ndarray]:
+               own_commodity_score: bool = False) -> tuple[str, np.ndarray]:
     """The run's map and its name in ``compared``: the detector's score, or its suite-halo readout.
 
     "auto" takes the halo readout when there is one (a commodity was given and
     the detector has per-element residuals): it reads enrichment of the
     commodity suite, as the geologist does, and ranked the deposits of both
     shared surveys above both hand-made maps (README, Commodity-aware maps).
+    A detector whose own score is already its commodity readout
+    (``own_commodity_score``: the transformer given a commodity) keeps it.
     """
     if choice not in MAP_CHOICES:
         raise InvalidInputError(f"--map {choice!r}: choose one of {', '.join(MAP_CHOICES)}")
@@ -173,9 +178,15 @@ def choose_map(name: str, scores: np.ndarray, readouts: dict[str, np.ndarray], c
     if choice == "halo" and halo is None:
         raise InvalidInputError(f"--map halo needs --commodity and a detector with per-element residuals "
                                 f"({name} has none); use --map detector")
-    if choice != "detector" and halo is not None:
+    if choice == "halo" or (choice == "auto" and halo is not None and not own_commodity_score):
         return f"readout:{name}_halo", halo
     return name, scores
+
+
+def _reads_commodity(detector: Detector) -> bool:
+    """Whether the detector's own score is a commodity readout (it was given the commodity and scores by it)."""
+    return bool(getattr(detector, "commodity", None)) and getattr(detector, "main_score", "auto") in ("auto",
+                                                                                                      "commodity")
 
 
 def commodity_scores(preprocessor: Preprocessor, table: SampleTable, prepared: PreparedSamples, detector: Detector,
