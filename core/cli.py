@@ -131,7 +131,8 @@ def _run(command, args: argparse.Namespace, progress: Progress) -> int:
     except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
         if args.debug:
             traceback.print_exc()
-        progress.error(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for details)", exit_code=1)
+        hint = "the details are in the log above" if args.debug else "run again with --debug for details"
+        progress.error(f"internal error: {type(exc).__name__}: {exc} ({hint})", exit_code=1)
         return 1
 
 

@@ -91,3 +91,32 @@ def test_an_earlier_run_is_refused_then_replaced_when_asked(qgis_app, samples_la
                                                        "OVERWRITE": True, "OUTPUT_FOLDER": str(out)})
     record = json.loads((out / "run.json").read_text())
     assert record["parameters"]["overwrite"] is True and record["parameters"]["method"] != "mahalanobis"
+
+
+def test_an_engine_failure_reaches_the_user_as_a_dialog_with_the_log(qgis_app, samples_layer, tmp_path):
+    """Elements never assayed: the engine's one line in a message box, the run's log behind 'Show Details'."""
+    import processing
+    from qgis.core import QgsProcessingException
+    from qgis.PyQt.QtWidgets import QDialog, QTextEdit, QVBoxLayout
+
+    from geoanomaly_qgis.plugin import GeoAnomalyPlugin
+
+    with pytest.raises(QgsProcessingException) as caught:
+        processing.run("geoanomaly:samples_to_anomalies", {"SAMPLES": samples_layer, "ELEMENTS": ["Al_ppm", "B_ppm"],
+                                                           "METHOD": 0, "OUTPUT_FOLDER": str(tmp_path / "out")})
+    engine_line = str(caught.value).splitlines()[-1]
+    # Stands in for Processing's algorithm dialog: the same log widget name (txtLog), real widgets.
+    dialog = QDialog()
+    log = QTextEdit(dialog)
+    log.setObjectName("txtLog")
+    log.setPlainText("Engine interpreter: ...\n" + engine_line)
+    QVBoxLayout(dialog).addWidget(log)
+    plugin = GeoAnomalyPlugin(iface=None)
+    box = plugin.report_engine_failure(dialog, "geoanomaly:samples_to_anomalies", False)
+    assert box is not None and box.isVisible()
+    assert box.text().lower() == engine_line.lower() and "internal error" not in box.text()
+    assert engine_line in box.detailedText()
+    # Shown once: a later success or Cancel of the same tool does not bring it back.
+    assert plugin.report_engine_failure(dialog, "geoanomaly:samples_to_anomalies", False) is None
+    box.close()
+    dialog.deleteLater()

@@ -106,3 +106,37 @@ def test_gridded_readout_keeps_nodata_and_rewards_a_patch():
     out = gridded_suite_enrichment(bands, ELEMENTS, SUITE, radius_cells=2.0)
     assert np.all(np.isnan(out[0]))
     assert out[12, 12] > out[25, 25]
+
+
+def test_suite_masked_residuals_are_not_explained_by_the_suite_itself():
+    rng = np.random.default_rng(1)
+    host, sulphide = rng.normal(size=(2, 400))
+    noise = 0.1 * rng.normal(size=(4, 400))
+    sulphide[:10] += 3.0                 # ten samples: Au and As rise together, the host rocks do not change
+    X = np.column_stack([0.3 * host + sulphide + noise[0], 0.3 * host + sulphide + noise[1],   # Au, As
+                         host + noise[2], host + noise[3]])                                     # Fe, Al
+    precision = np.linalg.inv(np.cov(X[10:].T))
+    location = X[10:].mean(axis=0)
+    plain = mahalanobis_residuals(X, location, precision)
+    masked = mahalanobis_residuals(X, location, precision, np.array([True, True, False, False]))
+    # Regressed on each other, Au and As explain each other away; regressed on Fe and Al only, they stand out.
+    assert masked[:10, :2].mean() > 2 and masked[:10, :2].mean() > 3 * abs(plain[:10, :2].mean())
+    assert np.all(masked[:, 2:] == 0)
+
+
+def test_pca_halo_reconstructs_the_suite_from_the_other_elements_only():
+    from core.anomaly import make_detector
+    from core.preprocess.pipeline import PreparedSamples
+
+    rng = np.random.default_rng(2)
+    host, sulphide = rng.normal(size=(2, 300))
+    sulphide[:10] += 3.0                 # the suite rises together: a main component of the survey
+    noise = 0.1 * rng.normal(size=(5, 300))
+    X = np.column_stack([sulphide + noise[0], sulphide + noise[1], sulphide + noise[2],
+                         host + noise[3], -host + noise[4]])
+    samples = PreparedSamples(X.astype(np.float32), np.zeros((300, 2)), ELEMENTS)
+    pca = make_detector("pca").fit(samples)
+    plain = pca.element_residuals(samples)
+    masked = pca.element_residuals(samples, suite=SUITE)
+    assert masked[:10, :3].mean() > 2 and masked[:10, :3].mean() > 3 * abs(plain[:10, :3].mean())
+    assert np.all(masked[:, 3:] == 0)

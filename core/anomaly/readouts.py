@@ -120,6 +120,8 @@ def suite_enrichment(residuals: np.ndarray, elements: Sequence[str], suite: Mapp
 
     Samples at one location get the same score (they are one piece of evidence).
     """
+    if neighbours < 1:
+        raise InvalidInputError("the halo readout needs at least one neighbouring location (--halo-neighbours)")
     xy = np.asarray(xy, dtype=np.float64)
     own = sample_enrichment(residuals, elements, suite, cap=cap)
     if xy.shape != (len(own), 2):
@@ -154,17 +156,32 @@ def robust_standardise(residuals: np.ndarray, rows: np.ndarray | None = None) ->
     return (np.asarray(residuals, dtype=np.float64) - center) / scale
 
 
-def mahalanobis_residuals(values: np.ndarray, location: np.ndarray, precision: np.ndarray) -> np.ndarray:
+def mahalanobis_residuals(values: np.ndarray, location: np.ndarray, precision: np.ndarray,
+                          suite_columns: np.ndarray | None = None) -> np.ndarray:
     """Per-element conditional residuals of a (robust) Gaussian background, in standard deviations.
 
-    ``(P d)_j / sqrt(P_jj)`` is element j's deviation from its regression on
-    all the other elements (Mahalanobis's per-element decomposition): the
-    regression-residual idea of removing what lithology and regolith explain.
-    Its sign is the sign of the element's excess: positive = enriched.
+    Without ``suite_columns``: ``(P d)_j / sqrt(P_jj)``, element j's deviation
+    from its regression on all the other elements (Mahalanobis's per-element
+    decomposition). With ``suite_columns`` (boolean, m): the suite's deviation
+    from its regression on the elements OUTSIDE the suite only,
+    ``P_SS^-1 (P d)_S`` standardised by the conditional covariance ``P_SS^-1``.
+    That is the regression-residual method with the suite masked: background
+    predicted from what controls the host chemistry (majors, lithophiles), so a
+    deposit whose suite elements rise together is not explained away by its own
+    pathfinders. Other columns are 0. Positive = enriched.
     """
     d = np.asarray(values, dtype=np.float64) - location
-    diag = np.sqrt(np.maximum(np.diag(precision), 1e-12))
-    return robust_standardise((d @ precision) / diag)
+    precision = np.asarray(precision, dtype=np.float64)
+    if suite_columns is None or not np.any(suite_columns) or np.all(suite_columns):
+        diag = np.sqrt(np.maximum(np.diag(precision), 1e-12))
+        return robust_standardise((d @ precision) / diag)
+    suite_columns = np.asarray(suite_columns, dtype=bool)
+    conditional = np.linalg.pinv(precision[np.ix_(suite_columns, suite_columns)])
+    out = np.zeros_like(d)
+    out[:, suite_columns] = ((d @ precision)[:, suite_columns] @ conditional.T
+                             / np.sqrt(np.maximum(np.diag(conditional), 1e-12)))
+    out[:, suite_columns] = robust_standardise(out[:, suite_columns])
+    return out
 
 
 def gridded_suite_enrichment(residual_bands: np.ndarray, elements: Sequence[str], suite: Mapping[str, float],

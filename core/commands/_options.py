@@ -1,11 +1,19 @@
-"""Options shared by the commands that read samples (one definition, one meaning)."""
+"""Options shared by several commands, declared once so that each has one name and one meaning.
+
+Old spellings (``--batch``, ``--torch-threads``) still parse, as hidden
+aliases, so saved scripts and older plugin versions keep working.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from core.errors import InvalidInputError
-from core.io.samples import SampleTable, read_samples
+import pyproj
+
+from core.errors import CrsMismatchError, InvalidInputError
+from core.io.rasters import RasterGrid, raster_grid
+from core.io.samples import SampleTable, parse_crs, read_samples
 from core.preprocess import Preprocessor
 from core.preprocess.elements import PATHFINDERS, read_pathfinders_file
 
@@ -72,8 +80,73 @@ def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
                        help="below-detection values are imputed at this fraction of the limit (default 0.5)")
 
 
-def read_samples_from_args(args: argparse.Namespace) -> SampleTable:
-    return read_samples(args.samples, x=args.x, y=args.y, crs=args.crs, work_crs=args.work_crs, layer=args.layer)
+def add_output_argument(parser, help: str = "output folder", required: bool = True) -> None:
+    """``--out DIR`` (``parser`` may be an argument group)."""
+    parser.add_argument("--out", required=required, metavar="DIR", help=help)
+
+
+def add_seed_argument(parser, help: str = "random seed (default 0): same seed, same scores") -> None:
+    parser.add_argument("--seed", type=int, default=0, help=help)
+
+
+def add_device_argument(parser) -> None:
+    parser.add_argument("--device", default="auto", help="compute device: auto (CUDA when available), cpu, cuda "
+                                                         "or cuda:N")
+
+
+def add_threads_argument(parser, default: int | None = 1,
+                         help: str = "CPU threads for torch (default 1: the networks are small, and on a shared "
+                                     "machine more threads made training slower; 0 = torch's choice)") -> None:
+    """``--threads N`` (hidden alias ``--torch-threads``)."""
+    parser.add_argument("--threads", type=int, default=default, metavar="N", help=help)
+    _hidden_alias(parser, "--torch-threads", "threads", int)
+
+
+def add_batch_size_argument(parser, default: int | None, help: str) -> None:
+    """``--batch-size`` (hidden alias ``--batch``)."""
+    parser.add_argument("--batch-size", type=int, default=default, metavar="N", help=help)
+    _hidden_alias(parser, "--batch", "batch_size", int)
+
+
+def method_choices() -> list[str]:
+    """The detectors ``--method`` accepts: the registry's, so a new detector needs no edit here."""
+    from core.anomaly import available_detectors
+
+    return available_detectors()
+
+
+def _hidden_alias(parser, flag: str, dest: str, type_) -> None:
+    # SUPPRESS as default: the alias never overwrites the main option's default.
+    parser.add_argument(flag, dest=dest, type=type_, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def add_like_argument(parser) -> None:
+    """``--like RASTER``: lay the output raster on a template's grid (transform, shape and CRS)."""
+    parser.add_argument("--like", metavar="RASTER",
+                        help="lay the output raster on this raster's grid: same cells, extent and CRS (the "
+                             "samples are projected into its CRS), so every raster of a project lines up "
+                             "(default: a grid fitted to the samples)")
+
+
+def template_from_args(args: argparse.Namespace) -> RasterGrid | None:
+    """The ``--like`` template's grid, or None; checked before any work is done."""
+    return raster_grid(args.like) if getattr(args, "like", None) else None
+
+
+def read_samples_from_args(args: argparse.Namespace, like: RasterGrid | None = None) -> SampleTable:
+    """The samples, with distances in ``--work-crs`` or, given a template grid, in the template's CRS.
+
+    Raises:
+        CrsMismatchError: ``--work-crs`` and the template's CRS differ.
+    """
+    work_crs = args.work_crs
+    if like is not None:
+        template_crs = pyproj.CRS.from_wkt(like.crs.to_wkt())
+        if work_crs and parse_crs(work_crs, "--work-crs") != template_crs:
+            raise CrsMismatchError(f"--work-crs {work_crs} differs from the CRS of --like {Path(like.path).name} "
+                                   f"({template_crs.name}); leave --work-crs out to use the template's")
+        work_crs = template_crs.to_wkt()
+    return read_samples(args.samples, x=args.x, y=args.y, crs=args.crs, work_crs=work_crs, layer=args.layer)
 
 
 def preprocessor_from_args(args: argparse.Namespace) -> Preprocessor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.commands._options import _comma_list
+from core.commands._options import _comma_list, add_output_argument
 from core.evaluate.benchmark import plot_benchmark, read_manifest, run_benchmark, table_markdown
 from core.io.atomic import atomic_output_dir
 from core.runrecord import RunRecord
@@ -24,7 +24,7 @@ HELP = "compare methods with the commodity's hand-made reference maps on several
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", required=True, metavar="FILE",
                         help="TOML file listing the surveys: samples, deposits, commodity (optional CRS/columns)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    add_output_argument(parser)
     parser.add_argument("--commodity", metavar="NAME", help="the commodity for every survey (overrides the manifest)")
     parser.add_argument("--seeds", type=lambda t: [int(s) for s in _comma_list(t)], metavar="0,1,2",
                         help="seeds (default: the manifest's, else 0,1,2)")

@@ -15,14 +15,22 @@ from pathlib import Path
 
 from core.anomaly import detector_class
 from core.anomaly.base import _REGISTRY, _import_detector_modules
-from core.anomaly.detection import _baseline_names, _stage_weights, _uses_torch, run_detection
+from core.anomaly.detection import MAP_CHOICES, _baseline_names, _stage_weights, _uses_torch, run_detection
+from core.anomaly.readouts import DEFAULT_NEIGHBOURS
 from core.anomaly.saved_model import save_model
 from core.commands._options import (
     add_deposit_arguments,
+    add_device_argument,
+    add_like_argument,
+    add_output_argument,
     add_preprocess_arguments,
     add_sample_arguments,
+    add_seed_argument,
+    add_threads_argument,
+    method_choices,
     preprocessor_from_args,
     read_samples_from_args,
+    template_from_args,
 )
 from core.evaluate.report import write_success_rate
 from core.grid.idw import grid_samples
@@ -36,20 +44,31 @@ HELP = "score samples for anomalies with one detector (classical or deep), grid 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", required=True,
-                        help="detector: transformer, mahalanobis, isolation_forest, knn, ocsvm, pca")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    # The registry's names, checked in run() rather than by argparse, so that an unknown name is one
+    # clear line (and a JSON error event for the plugin) like every other bad input.
+    methods = method_choices()
+    parser.add_argument("--method", required=True, metavar="{" + ",".join(methods) + "}",
+                        help=f"detector: {', '.join(methods)}")
+    add_output_argument(parser)
     add_sample_arguments(parser)
     add_deposit_arguments(parser)
     add_preprocess_arguments(parser)
     parser.add_argument("--cell", type=float, help="cell size of the score raster in metres (default from sample spacing)")
     parser.add_argument("--max-distance", type=float,
                         help="cells farther than this (metres) from every sample are nodata (default from spacing)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same scores")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    add_like_argument(parser)
+    add_seed_argument(parser)
+    add_device_argument(parser)
+    add_threads_argument(parser)
     parser.add_argument("--compare", default="auto",
                         help="classical baselines scored in the same run: auto (all, when deposits are given), "
                              "none, or a comma list")
+    parser.add_argument("--map", choices=MAP_CHOICES, default="auto",
+                        help="the run's map (anomaly_score, raster): auto (with --commodity, the detector's suite-halo "
+                             "readout when it has one, else its own score), detector, or halo")
+    parser.add_argument("--halo-neighbours", type=int, default=DEFAULT_NEIGHBOURS,
+                        help=f"with --commodity: about how many neighbouring locations support each location in the "
+                             f"halo readouts (default {DEFAULT_NEIGHBOURS}; more for long dispersion trains)")
     parser.add_argument("--min-km", type=float, default=5.0,
                         help="AUC protocol: background samples are at least this far from every deposit (default 5)")
     _import_detector_modules()
@@ -60,10 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, progress) -> int:
     method = detector_class(args.method)  # unknown names fail before any work
     baselines = _baseline_names(args.compare, bool(args.deposits))
+    like = template_from_args(args)
     record = RunRecord("detect", vars(args))
     with atomic_output_dir(args.out) as staging:
         progress.stage("read", f"Reading {Path(args.samples).name}", weight=_stage_weights(False, False)["read"])
-        table = read_samples_from_args(args)
+        table = read_samples_from_args(args, like)
         deposits = read_deposits(args.deposits, table.work_crs, crs=args.deposits_crs) if args.deposits else None
         progress.log(f"{len(table)} samples; distances in {table.work_crs.name}")
 
@@ -71,6 +91,7 @@ def run(args: argparse.Namespace, progress) -> int:
         weights = _stage_weights(_uses_torch(detector), deposits is not None)
         result = run_detection(table, detector, deposits, preprocessor=preprocessor_from_args(args),
                                baselines=baselines, options=args, seed=args.seed, min_km=args.min_km,
+                               halo_neighbours=args.halo_neighbours, map_score=args.map,
                                progress=progress)
         prepared, metrics = result.prepared, result.metrics
         record["timings_s"].update(result.timings)
@@ -82,12 +103,12 @@ def run(args: argparse.Namespace, progress) -> int:
 
         progress.stage("grid", "Gridding the scores", weight=weights["grid"])
         grid = grid_samples(prepared.xy, result.scores, cell=args.cell, max_distance=args.max_distance,
-                            band_names=["anomaly_score"], crs=table.work_crs)
+                            band_names=["anomaly_score"], crs=table.work_crs, like=like)
         grid.write(staging / "anomaly_score.tif")
 
         frame = scores_frame(table, result.columns)
         write_scores(frame, table.crs, staging)
-        save_model(staging / "model", result.preprocessor, detector, table)
+        save_model(staging / "model", result.preprocessor, detector, table, map_score=args.map)
 
         record["samples"] = {"file": str(Path(args.samples).resolve()), "count": len(table),
                              "crs": table.crs.to_string(), "work_crs": table.work_crs.to_string()}
@@ -95,6 +116,7 @@ def run(args: argparse.Namespace, progress) -> int:
         record["elements"] = prepared.elements
         record["commodity"] = ({"name": result.preprocessor.commodity, "suite": result.suite}
                                if result.suite else None)
+        record["map"] = result.map_name
         record["colocated_samples"] = result.colocated
         record["grid"] = {"cell_m": grid.cell, "max_distance_m": grid.max_distance}
         record["training"] = getattr(detector, "history_", {})

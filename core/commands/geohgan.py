@@ -43,8 +43,13 @@ from core.anomaly.geohgan.streaming import RasterFiles, cell_features, fit_files
 from core.anomaly.readouts import gridded_suite_enrichment, robust_standardise
 from core.commands._options import (
     _comma_list,
+    add_batch_size_argument,
     add_commodity_arguments,
     add_deposit_arguments,
+    add_device_argument,
+    add_output_argument,
+    add_seed_argument,
+    add_threads_argument,
     commodity_suite_from_args,
 )
 from core.device import describe_device, resolve_device
@@ -75,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raster", action="append", required=True, metavar="FILE",
                         help="multi-band GeoTIFF (a band per element); repeat for several single-band rasters "
                              "on one grid")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    add_output_argument(parser)
     parser.add_argument("--bands", type=_comma_list, metavar="A,B,...",
                         help="bands to use, by name (band description or file name) or 1-based number "
                              "(default: all)")
@@ -103,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"autoencoder-only epochs before the GANs (default {defaults.warmup_epochs})")
     group.add_argument("--tiles-per-epoch", type=int, default=defaults.tiles_per_epoch,
                        help=f"tiles drawn per epoch (default {defaults.tiles_per_epoch}; 0 = one pass over all)")
-    group.add_argument("--batch", type=int, default=defaults.batch, help=f"batch size (default {defaults.batch})")
+    add_batch_size_argument(group, defaults.batch, help=f"tiles per training step (default {defaults.batch})")
     group.add_argument("--kappa", type=float, default=defaults.kappa,
                        help=f"weight of the critic-feature distance (default {defaults.kappa:g})")
     group.add_argument("--transform", choices=["auto", "log", "clr", "none"], default=defaults.transform,
@@ -111,9 +116,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "bands already transformed (default auto)")
     group.add_argument("--min-valid", type=float, default=defaults.min_valid,
                        help=f"share of cells with data a training tile needs (default {defaults.min_valid:g})")
-    group.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same scores")
-    group.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    group.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
+    add_seed_argument(group)
+    add_device_argument(group)
+    add_threads_argument(group)
     group.add_argument("--window-rows", type=int, default=512,
                        help="rows scored at a time (bounds memory; default 512)")
 
@@ -134,7 +139,7 @@ def run(args: argparse.Namespace, progress) -> int:
             device=args.device, threads=args.threads, tile=args.tile, stride=args.stride,
             score_stride=args.score_stride, latent=args.latent,
             epochs=args.epochs, encoder_epochs=args.epochs if args.encoder_epochs is None else args.encoder_epochs,
-            warmup_epochs=args.warmup_epochs, tiles_per_epoch=args.tiles_per_epoch or None, batch=args.batch,
+            warmup_epochs=args.warmup_epochs, tiles_per_epoch=args.tiles_per_epoch or None, batch=args.batch_size,
             kappa=args.kappa, transform=args.transform, min_valid=args.min_valid, seed=args.seed)
         record.start_timer("fit")
         valid = fit_files(detector, files, progress)
@@ -292,4 +297,4 @@ def _write_cells(path: Path, cells: dict, crs) -> None:
     columns = {k: v for k, v in cells.items() if k not in {"x", "y"}}
     frame = gpd.GeoDataFrame(columns, geometry=gpd.points_from_xy(cells["x"], cells["y"]),
                              crs=crs.to_wkt() if crs else None)
-    frame.to_file(path, layer="anomaly_cells", driver="GPKG")
+    frame.to_file(path, layer="anomaly_cells", driver="GPKG", VERSION="1.2")  # 1.4 makes QGIS 3.22 warn

@@ -3,7 +3,8 @@
 Examples::
 
     geoanomaly minerals synth --out photos --per-class-max 200
-    geoanomaly minerals train --data photos --model longtail --out models/longtail
+    geoanomaly minerals train --data photos --out models/quick          # pretrained, minutes on a laptop
+    geoanomaly minerals train --data photos --schedule full --out models/longtail
     geoanomaly minerals train --data photos --model multimodal --photo-model models/longtail --out models/mm
     geoanomaly minerals predict --model models/mm specimen.jpg --hardness 3.5 --luster metallic --json
     echo '{"model": "models/mm", "photo": "specimen.jpg", "hardness": "3.5"}' | geoanomaly minerals serve
@@ -25,8 +26,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.commands._options import (
+    add_batch_size_argument,
+    add_device_argument,
+    add_output_argument,
+    add_seed_argument,
+    add_threads_argument,
+)
+from core.device import cpu_threads
 from core.errors import GeoAnomalyError, InvalidInputError
 from core.io.atomic import atomic_output_dir
+from core.minerals import BACKBONES, DEFAULT_BACKBONE
 from core.progress import Progress
 from core.runrecord import RunRecord
 
@@ -47,15 +57,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--model", choices=["longtail", "baseline", "multimodal"], default="longtail",
                        help="longtail: FEA -> CFL -> cRT; baseline: plain cross-entropy (for comparison); "
                             "multimodal: photo + hardness/luster/streak on a frozen backbone (default: longtail)")
-    train.add_argument("--out", required=True, help="output model folder")
-    train.add_argument("--backbone", default="resnet50", help="torchvision ResNet: resnet18/34/50/101/152 (default resnet50)")
-    train.add_argument("--weights", help="ImageNet weights file (.pth state dict) for the backbone; default: train from scratch")
+    add_output_argument(train, help="output model folder")
+    train.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=BACKBONES,
+                       help=f"feature extractor (default {DEFAULT_BACKBONE}: ImageNet weights installed with the engine; "
+                            f"the ResNets train from scratch unless --weights is given)")
+    train.add_argument("--weights", help="ResNets: ImageNet weights file (.pth state dict); default: train from scratch")
+    train.add_argument("--schedule", choices=["quick", "full"], default="quick",
+                       help="quick: the pretrained backbone stays frozen, its features are cached and only the "
+                            "classifier stages run (minutes on a CPU); full: seed 002's published fine-tuning "
+                            "schedule FEA -> CFL -> cRT (hours on a CPU; a GPU recommended). Default quick")
+    train.add_argument("--views", type=int, default=4, help="quick: feature vectors cached per training photo (the "
+                                                            "centre crop + random crops/flips; default 4)")
+    train.add_argument("--min-stage-steps", type=int, default=200,
+                       help="full: each fine-tuning stage runs at least this many optimiser steps (default 200)")
+    train.add_argument("--crt-solver", choices=["converged", "sgd"], default="converged",
+                       help="full: cRT minimised to convergence (default) or the published fixed SGD epochs")
+    train.add_argument("--keep-every-stage", action="store_true",
+                       help="full: keep a stage even when it lowers the validation mAcc (as published; for comparisons)")
     train.add_argument("--photo-model", help="multimodal: a trained longtail/baseline model folder whose feature extractor "
                                             "is frozen under the multimodal model (recommended)")
     train.add_argument("--properties", help="CSV of per-specimen properties (file, hardness, luster, streak); "
                                            "default DATA/properties.csv when present")
-    train.add_argument("--image-size", type=int, default=224, help="training crop in pixels (default 224)")
-    train.add_argument("--batch-size", type=int, help="default 128 (longtail/baseline), 64 (multimodal)")
+    train.add_argument("--image-size", type=int, default=224, help="crop in pixels (default 224)")
+    add_batch_size_argument(train, None, help="photos per step (default 128 longtail/baseline, 64 multimodal)")
     train.add_argument("--fea-epochs", type=int, default=60, help="FEA epochs (default 60; baseline trains FEA+CFL epochs)")
     train.add_argument("--cfl-epochs", type=int, default=40, help="CFL epochs (default 40)")
     train.add_argument("--crt-epochs", type=int, default=10, help="cRT epochs (default 10)")
@@ -94,18 +118,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--data", required=True, help="photo folder (split again as at training, same seed)")
     evaluate.add_argument("--properties", help="CSV of per-specimen properties (default DATA/properties.csv)")
     evaluate.add_argument("--split", choices=["test", "val", "train"], default="test", help="which photos (default test)")
-    evaluate.add_argument("--out", help="folder for metrics.json, per-class accuracy, confusion matrices, run.json")
+    add_output_argument(evaluate, required=False,
+                        help="folder for metrics.json, per-class accuracy, confusion matrices, run.json")
 
     synth = actions.add_parser("synth", help="write the synthetic long-tailed photo set (36 minerals) for trials")
     _common(synth)
-    synth.add_argument("--out", required=True, help="output photo folder")
+    add_output_argument(synth, help="output photo folder")
     synth.add_argument("--per-class-max", type=int, default=200, help="photos of the largest class (default 200)")
     synth.add_argument("--imbalance", type=float, default=80.0, help="largest / smallest class (default 80)")
     synth.add_argument("--size", type=int, default=64, help="photo size in pixels (default 64)")
     synth.add_argument("--test-per-class", type=int, default=0,
                        help="write train/ (long-tailed), val/ and a balanced test/ with this many photos per mineral "
                             "(default 0: one folder per mineral, split at training)")
-    synth.add_argument("--seed", type=int, default=0)
+    add_seed_argument(synth, help="random seed of the photos (default 0)")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -114,25 +139,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", choices=["auto", "bar", "plain", "json", "none"], default=argparse.SUPPRESS,
                         help="progress display (json: one object per line, for the QGIS plugin)")
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="full traceback of internal errors")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    add_device_argument(parser)
+    add_threads_argument(parser, None, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--workers", type=int, default=0, help="photo-loading worker processes (default 0)")
 
 
 def _split_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of each mineral's photos for validation")
     parser.add_argument("--test-fraction", type=float, default=0.1, help="share of each mineral's photos for testing")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
+    add_seed_argument(parser, help="seed of the split and the training (default 0)")
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
     progress = Progress(mode=getattr(args, "progress", "auto"))  # may have been given after the action
-    import torch
 
-    if args.threads:
-        torch.set_num_threads(max(1, args.threads))
     actions = {"train": _train, "predict": _predict, "serve": _serve, "evaluate": _evaluate, "synth": _synth}
-    return actions[args.minerals_action](args, progress)
+    with cpu_threads(threads=args.threads):
+        return actions[args.minerals_action](args, progress)
 
 
 # -- synth ----------------------------------------------------------------------------------------------
@@ -164,12 +187,14 @@ def _check_positive(args, names: list[str]) -> None:
 
 def _train(args, progress: Progress) -> int:
     from core.device import describe_device, resolve_device
-    from core.minerals.datasets import collection_fingerprint, scan_photo_folder
-    from core.minerals.models import RESNETS
+    from core.minerals.datasets import check_training_collection, collection_fingerprint, scan_photo_folder
 
-    _check_positive(args, ["fea_epochs", "cfl_epochs", "crt_epochs", "epochs", "lr", "batch_size", "image_size"])
-    if args.backbone not in RESNETS:
-        raise InvalidInputError(f"--backbone {args.backbone!r} is not one of {', '.join(RESNETS)}")
+    _check_positive(args, ["fea_epochs", "cfl_epochs", "crt_epochs", "epochs", "lr", "batch_size", "image_size",
+                           "min_stage_steps"])
+    if args.views < 1:
+        raise InvalidInputError(f"--views must be at least 1, got {args.views}")
+    if args.weights and args.backbone == DEFAULT_BACKBONE:
+        raise InvalidInputError(f"--weights is for the ResNets; {DEFAULT_BACKBONE} comes with its ImageNet weights")
     if args.image_size < 16:
         raise InvalidInputError(f"--image-size {args.image_size} is too small (at least 16 pixels)")
     for name in ("missing_rate", "error_rate"):
@@ -184,6 +209,7 @@ def _train(args, progress: Progress) -> int:
 
     progress.stage("scan", f"Reading photos in {args.data}")
     collection = scan_photo_folder(args.data, args.val_fraction, args.test_fraction, args.seed, args.properties)
+    check_training_collection(collection)
     _report_collection(collection, progress, record)
     out = Path(args.out).expanduser().resolve()
     checkpoints = out.parent / f".{out.name}.stages"
@@ -229,27 +255,42 @@ def _report_collection(collection, progress: Progress, record: RunRecord) -> Non
 
 
 def _train_longtail(args, collection, device, progress, record, checkpoints: Path, staging: Path):
-    from core.minerals.longtail import LongTailConfig, LongTailTrainer
+    if args.schedule == "quick":
+        from core.minerals.quick import QuickConfig, QuickTrainer
 
-    config = LongTailConfig(
-        method=args.model, arch=args.backbone, weights=args.weights, image_size=args.image_size,
-        batch_size=args.batch_size or 128, fea_epochs=args.fea_epochs, cfl_epochs=args.cfl_epochs,
-        crt_epochs=args.crt_epochs, lr=args.lr, warmup_epochs=args.warmup_epochs, crt_lr=args.crt_lr, seed=args.seed,
-        num_workers=args.workers,
-    )
-    record["config"] = {**asdict(config), "peak_lr": config.peak_lr()}
-    trainer = LongTailTrainer(config, device, checkpoints, progress)
+        config = QuickConfig(method=args.model, arch=args.backbone, weights=args.weights, image_size=args.image_size,
+                             views=args.views, batch_size=args.batch_size or 32, seed=args.seed,
+                             num_workers=args.workers)
+        record["config"] = {"schedule": "quick", **asdict(config)}
+        trainer = QuickTrainer(config, device, progress)
+    else:
+        from core.minerals.longtail import LongTailConfig, LongTailTrainer
+
+        config = LongTailConfig(
+            method=args.model, arch=args.backbone, weights=args.weights, image_size=args.image_size,
+            batch_size=args.batch_size or 128, fea_epochs=args.fea_epochs, cfl_epochs=args.cfl_epochs,
+            crt_epochs=args.crt_epochs, lr=args.lr, warmup_epochs=args.warmup_epochs, crt_lr=args.crt_lr,
+            crt_solver=args.crt_solver, min_stage_steps=args.min_stage_steps, guard=not args.keep_every_stage,
+            seed=args.seed, num_workers=args.workers,
+        )
+        record["config"] = {"schedule": "full", **asdict(config), "peak_lr": config.peak_lr()}
+        trainer = LongTailTrainer(config, device, checkpoints, progress)
     network = trainer.fit(collection)
     record["training"] = trainer.history_
+    backbone = {"arch": args.backbone, "weights": trainer.backbone_origin_}
+    validation = {"mAcc": None if trainer.val_mAcc_ is None else round(trainer.val_mAcc_, 4),
+                  "n_photos": int(len(collection.indices("val"))), "stages": trainer.stages_,
+                  "kept_stage": trainer.kept_stage_}
+    record["backbone"], record["validation"] = backbone, validation
     metrics = _evaluate_photo_model(network, collection, "test", args.image_size, trainer.tail_classes_, device,
                                     staging, progress, args.model)
-    info = {"kind": args.model, "arch": args.backbone, "tail_classes": trainer.tail_classes_,
-            "config": record["config"]}
+    info = {"kind": args.model, "arch": args.backbone, "backbone": backbone, "validation": validation,
+            "tail_classes": trainer.tail_classes_, "config": record["config"]}
     return network, info, metrics
 
 
 def _train_multimodal(args, collection, device, progress, record):
-    from core.minerals.models import build_resnet
+    from core.minerals.backbones import build_backbone
     from core.minerals.multimodal import (
         MultimodalConfig,
         MultimodalTrainer,
@@ -263,8 +304,8 @@ def _train_multimodal(args, collection, device, progress, record):
         progress.log(f"frozen feature extractor: {arch} from {args.photo_model}")
     else:
         arch = args.backbone
-        backbone = build_resnet(arch, args.weights)
-        if not args.weights:
+        backbone = build_backbone(arch, args.weights)
+        if arch != DEFAULT_BACKBONE and not args.weights:
             progress.warn("no --photo-model or --weights: the frozen backbone is random, so the photo branch will be weak")
     config = MultimodalConfig(arch=arch, image_size=args.image_size, batch_size=args.batch_size or 64,
                               epochs=args.epochs, lr=args.lr or 5e-3, missing_rate=args.missing_rate,
@@ -273,6 +314,10 @@ def _train_multimodal(args, collection, device, progress, record):
     trainer = MultimodalTrainer(config, device, progress)
     network = trainer.fit(collection, backbone)
     record["training"] = trainer.history_
+    validation = {"mAcc": None if trainer.val_mAcc_ is None else round(trainer.val_mAcc_, 4),
+                  "n_photos": int(len(collection.indices("val"))), "kept_epoch": trainer.kept_epoch_,
+                  "properties": "as recorded, corrupted at the training's missing/error rates"}
+    record["validation"] = validation
     overhead = parameter_overhead(network)
     progress.log(f"trainable parameters: {overhead['added_parameters']} "
                  f"(+{overhead['overhead_percent']} % over the {overhead['backbone_parameters']}-parameter backbone)")
@@ -281,7 +326,9 @@ def _train_multimodal(args, collection, device, progress, record):
         progress.stage("evaluate", "Accuracy over property subsets and error rates", weight=0.0)
         metrics["robustness"] = robustness_table(network, collection, "test", args.image_size, device)
         _log_robustness(metrics["robustness"], progress)
-    info = {"kind": "multimodal", "arch": arch, "config": record["config"],
+    record["backbone"] = {"arch": arch, "weights": backbone.origin}
+    info = {"kind": "multimodal", "arch": arch, "backbone": record["backbone"], "validation": validation,
+            "config": record["config"],
             "multimodal": {"property_features": config.property_features, "hidden": config.hidden,
                            "bottleneck": config.bottleneck}}
     return network, info, metrics
@@ -305,6 +352,10 @@ def _evaluate_photo_model(network, collection, split, image_size, tail, device, 
     progress.log(f"{label}: " + ", ".join(f"{k} {m[k]:.3f}" for k in HEADLINE))
     per_class = {name: (None if math.isnan(a) else round(float(a), 4))
                  for name, a in zip(collection.classes, m["per_class_accuracy"])}
+    support = m["confusion"].sum(axis=1)
+    for c, name in enumerate(collection.classes):
+        if support[c]:
+            progress.log(f"  {name:<15} {per_class[name]:6.1%} of {support[c]} {split} photos")
     metrics = {k: round(float(m[k]), 4) for k in HEADLINE}
     metrics.update(split=split, n_photos=m["n_test"], tail_definition="rarest minerals holding <= 20 % of training photos",
                    tail_minerals=[collection.classes[c] for c in tail], per_class_accuracy=per_class)
@@ -339,7 +390,8 @@ def _predict(args, progress: Progress) -> int:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     elif progress.mode != "json":
         for result in results:
-            print(result["image"])
+            print(result["image"] + ("  - uncertain: no mineral reaches 50 %, check the candidates"
+                                     if result["uncertain"] else ""))
             for rank, row in enumerate(result["top"], start=1):
                 bar = "#" * int(round(row["probability"] * 30))
                 print(f"  {rank}. {row['mineral']:<15} {row['probability']:6.1%} {bar}")
@@ -364,9 +416,12 @@ def _identify_photo(identifier: MineralIdentifier, image: str | Path, hardness, 
     """One photo's answer, the same for ``predict`` and ``serve``: image, top minerals, seconds taken."""
     if not Path(image).is_file():
         raise InvalidInputError(f"photo {image} does not exist")
+    from core.minerals.saved import UNCERTAIN_BELOW, is_uncertain
+
     start = time.perf_counter()
     rows = identifier.identify(image, hardness, luster, streak, top=top)
-    return {"image": str(image), "top": rows, "seconds": round(time.perf_counter() - start, 4)}
+    return {"image": str(image), "top": rows, "uncertain": is_uncertain(rows), "uncertain_below": UNCERTAIN_BELOW,
+            "seconds": round(time.perf_counter() - start, 4)}
 
 
 # -- serve ----------------------------------------------------------------------------------------------

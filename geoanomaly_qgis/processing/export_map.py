@@ -44,6 +44,9 @@ class ExportProspectivityMap(QgsProcessingAlgorithm):
     def displayName(self) -> str:  # noqa: N802
         return "Export prospectivity map"
 
+    def shortDescription(self) -> str:  # noqa: N802
+        return "Lay out a prospectivity map with deposits, legend and scale as PDF and PNG"
+
     def group(self) -> str:
         return "Prospectivity"
 
@@ -51,7 +54,7 @@ class ExportProspectivityMap(QgsProcessingAlgorithm):
         return "prospectivity"
 
     def icon(self) -> QIcon:
-        return QIcon(str(ICONS_DIR / "geoanomaly.svg"))
+        return QIcon(str(ICONS_DIR / "export_layout.svg"))
 
     def shortHelpString(self) -> str:  # noqa: N802
         return ("Lays out an A4 map of a prospectivity raster with the known deposits, a legend, a scale bar, a "

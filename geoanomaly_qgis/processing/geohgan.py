@@ -28,7 +28,8 @@ class RasterAnomaliesGeoHgan(EngineAlgorithm):
     NAME = "raster_anomalies_geohgan"
     DISPLAY_NAME = "Raster anomalies (Geo-Hgan)"
     GROUP, GROUP_ID = "Anomalies", "anomalies"
-    ICON = "detect.svg"
+    ICON = "raster_anomalies.svg"
+    TOOLTIP = "Find anomalies in a stack of rasters (gridded elements, geophysics)"
     HELP = (
         "Finds multi-element anomalies in geochemical <b>rasters</b> (one band per element, e.g. the output of "
         "<i>Grid samples to raster</i>) with Geo-Hgan: an autoencoder, a latent-space GAN and a WGAN critic "

@@ -61,7 +61,6 @@ finds each sample's neighbours among ``samples``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import time
@@ -71,6 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from core.anomaly.base import Detector, register_detector
+from core.device import cpu_threads
 from core.errors import InvalidInputError
 from core.preprocess.pipeline import PreparedSamples
 from core.progress import Progress
@@ -253,12 +253,13 @@ class TransformerDetector(Detector):
             return self.main_score
         return "commodity" if self.commodity else "reconstruction"
 
-    def element_residuals(self, samples: PreparedSamples) -> np.ndarray:
+    def element_residuals(self, samples: PreparedSamples, suite=None) -> np.ndarray:
         """Per-element standardised residuals (n, p): (sample - background) in robust standard deviations of the
         training residuals, positive = enriched. Each element's background is predicted without seeing it.
 
         :mod:`core.anomaly.readouts` reads these (the commodity readout); they are also the ``residual_<element>``
-        columns of the scores table.
+        columns of the scores table. ``suite`` changes nothing: with a commodity the suite is already hidden from
+        the background that every element's residual is taken against.
         """
         self._check_compatible(samples)
         return self._readouts(samples)["residual"].copy()
@@ -390,7 +391,8 @@ class TransformerDetector(Detector):
 
             pathfinders = read_pathfinders_file(args.pathfinders_file)
         return cls(**params, commodity=getattr(args, "commodity", None), pathfinders=pathfinders,
-                   seed=getattr(args, "seed", 0), device=getattr(args, "device", "auto"))
+                   seed=getattr(args, "seed", 0), device=getattr(args, "device", "auto"),
+                   threads=getattr(args, "threads", 1) or None)  # the shared --threads option
 
     def _check_params(self) -> None:
         if self.main_score not in SCORES:
@@ -456,9 +458,6 @@ OPTIONS = (
     Option("patience", "--patience", "epochs without a better validation loss before stopping"),
     Option("batch_size", "--batch-size", "samples per step"),
     Option("d_model", "--d-model", "model width"),
-    Option("threads", "--torch-threads", "CPU threads (1: the model is small, and on a shared machine spinning "
-                                         "worker threads made steps several times slower; 0 = torch's default)",
-           zero_is_none=True),
     Option("alpha_step", "--alpha-step", "teacher weight added per generation, capped at 0.9"),
     Option("max_hidden_fraction", "--mask-fraction", "each step hides a random share in [0, this] of the context"),
     Option("exclude_colocated", "--include-colocated", "let samples at the same location be each other's context "
@@ -476,25 +475,6 @@ def _constructor_defaults(cls) -> dict:
     import inspect
 
     return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"}
-
-
-@contextlib.contextmanager
-def cpu_threads(device, threads: int | None):
-    """Run with ``threads`` CPU threads (None: torch's default), then restore.
-
-    The model is small: a second thread barely helps, and on a machine shared
-    with other jobs torch's spinning worker threads made an epoch five times
-    slower than one thread did (measured on the 2-core development machine).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if device.type == "cpu" and threads:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def residual_mahalanobis(samples: PreparedSamples, residual: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:

@@ -274,7 +274,8 @@ class DistillationTrainer:
     def _train_generation(self, generation, model, teacher, dataset, train_rows, validation_rows, seeds):
         s = self.settings
         alpha = alpha_for_generation(generation, s.alpha_step, s.alpha_max)
-        role = "teacher" if generation == 0 else f"student, alpha {alpha:.2f}"
+        # Plain words for the log (run.json's history keeps alpha): each round learns from the one before.
+        role = "first round" if generation == 0 else f"round {generation + 1}, learning from round {generation}"
         label = self._name(generation)
         if self.progress_share > 0:
             self.progress.stage(label, f"Training {label} ({role})", weight=self.progress_share / s.generations)
