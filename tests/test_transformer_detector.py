@@ -323,7 +323,7 @@ def test_command_line_options_are_derived_from_the_constructor_defaults():
     TransformerDetector.add_arguments(parser)
     assert TransformerDetector.from_args(parser.parse_args([])).get_params() == TransformerDetector().get_params()
     args = parser.parse_args(["--guard", "3", "--include-colocated", "--neighbours", "9"])
-    args.commodity, args.threads = "Li", 0  # both shared options, declared once by the commands
+    args.commodity, args.threads = "Li", 0  # shared options of the commands (--commodity, --threads)
     detector = TransformerDetector.from_args(args)
     assert (detector.guard, detector.exclude_colocated, detector.threads, detector.neighbours) == (3, False, None, 9)
     assert detector.commodity == "Li" and detector._main_score() == "commodity"
