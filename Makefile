@@ -6,7 +6,8 @@ VENV          ?= .venv
 PY            := $(VENV)/bin/python
 STAMP         := $(VENV)/.geoanomaly-setup
 DEMO_OUT      ?= demo_output
-DEMO_METHOD   ?= transformer
+DEMO_METHOD   ?= mahalanobis
+DEMO_COMMODITY ?= Au
 # Debian packages: QGIS bindings + providers, the desktop app and a virtual
 # screen for the desktop test, pdftoppm for the map-export test.
 APT_PACKAGES  := python3-qgis qgis-providers qgis xvfb xauth poppler-utils python3-venv
@@ -37,7 +38,7 @@ test: setup
 	$(PY) -m pytest -q -ra tests
 
 demo: setup
-	$(VENV)/bin/geoanomaly detect --method $(DEMO_METHOD) \
+	$(VENV)/bin/geoanomaly detect --method $(DEMO_METHOD) --commodity $(DEMO_COMMODITY) --overwrite \
 	  --samples resources/sample_data/samples.csv --deposits resources/sample_data/deposits.csv \
 	  --out $(DEMO_OUT)
 	@echo "Demo outputs are in $(abspath $(DEMO_OUT)):"

@@ -129,7 +129,7 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
     groups = location_groups(prepared.xy) if suite else None
     references, readouts = commodity_scores(preprocessor, table, prepared, detector, groups, halo_neighbours)
     map_name, map_values = choose_map(name, scores, readouts, map_score, own_commodity_score=_reads_commodity(detector))
-    progress.log(f"Map: {map_name}" + ("" if suite else " (commodity-blind)"))
+    progress.log(f"Map: {plain_score_name(map_name)}" + ("" if suite else " (commodity-blind)"))
     columns = score_columns(map_values, details, prepared.elements)
     columns.update({f"{name}_score": scores, **references, **readouts})
     compared.update({f"reference:{k}": v for k, v in references.items()})
@@ -260,7 +260,7 @@ def _log_preprocessing(preprocessor: Preprocessor, prepared: PreparedSamples, pr
 
 def _log_metrics(name: str, metrics: dict, progress: Progress) -> None:
     main = metrics["auc_by_score"][name]
-    progress.log(f"{name}: AUC {main['mean']:.3f} ± {main['std']:.3f} "
+    progress.log(f"{plain_score_name(name)}: AUC {main['mean']:.3f} ± {main['std']:.3f} "
                  f"({main['n_used']} deposits; mean of 20 repeats, each with its own background samples)")
     if main["n_outside"]:
         progress.warn(f"{main['n_outside']} deposit(s) lie outside the survey and were not scored")
@@ -279,6 +279,10 @@ def plain_score_name(name: str) -> str:
         return f"{words} (for comparison)"
     if kind == "reference":
         return f"{words} (map made by hand, for comparison)"
+    if kind == "readout" and rest == "suite_halo":
+        return "commodity suite enrichment with halo support (no model)"
+    if kind == "readout" and rest.endswith("_halo"):
+        return f"{rest[:-len('_halo')].replace('_', ' ')}: commodity suite enrichment with halo support"
     if kind == "readout":
         return f"{words} (one part of the model's score)"
     return name
