@@ -169,7 +169,7 @@ class EngineInstallDialog(QDialog):
         self.status_label.setText("Checking…")
         self._checker = BackgroundCheck(self)
         self._checker.done.connect(self._checked)
-        self._checker.start(str(self.plan.python))
+        self._checker.start(str(self.plan.python), "the environment just installed")
 
     def _checked(self, ok: bool, text: str) -> None:
         self.check_text = text

@@ -151,8 +151,14 @@ class GeoAnomalyPlugin:
             browser = QTextBrowser(self.results_dock)
             browser.setObjectName("GeoAnomalyResultsPage")
             browser.setOpenExternalLinks(True)
+            browser.setMinimumSize(440, 460)  # the curve readable without scrolling sideways
             self.results_dock.setWidget(browser)
             self.iface.addDockWidget(Qt.RightDockWidgetArea, self.results_dock)
+            # One tab with Processing's Results Viewer (which lists the same page): the curve gets the height.
+            viewer = next((dock for dock in self.iface.mainWindow().findChildren(QDockWidget)
+                           if type(dock).__name__ == "ResultsDock"), None)
+            if viewer is not None and self.iface.mainWindow().dockWidgetArea(viewer) == Qt.RightDockWidgetArea:
+                self.iface.mainWindow().tabifyDockWidget(viewer, self.results_dock)
         browser = self.results_dock.widget()
         browser.clearHistory()
         browser.setSource(QUrl.fromLocalFile(page))

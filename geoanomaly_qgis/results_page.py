@@ -24,10 +24,10 @@ def write_results_page(out_dir: Path, title: str, lines: list[str]) -> Path | No
     pictures += sorted(p for p in out_dir.glob("*.png") if p not in pictures)
     if not pictures:
         return None
-    body = [f"<h2>{html.escape(title)}</h2>"]
+    body = [f"<h3>{html.escape(title)}</h3>"]
     body += [f"<p>{html.escape(line)}</p>" for line in lines if line]
     for picture in pictures:
-        body.append(f'<p><img src="{picture.as_uri()}" width="620" alt="{html.escape(picture.name)}">'
+        body.append(f'<p><img src="{picture.as_uri()}" width="420" alt="{html.escape(picture.name)}">'
                     f"<br><small>{html.escape(picture.name)}</small></p>")
     body.append(f"<p><small>Run folder: {html.escape(str(out_dir))}</small></p>")
     page = out_dir / PAGE_NAME

@@ -78,8 +78,8 @@ def engine_interpreter() -> EngineInterpreter | None:
     return find_engine_python(configured_python())
 
 
-def check_engine(python: str | None = None) -> tuple[bool, str]:
-    """Run ``core info``; return (ok, text to show the user)."""
+def check_engine(python: str | None = None, source: str = "the path above") -> tuple[bool, str]:
+    """Run ``core info``; return (ok, text to show the user). ``source``: where ``python`` came from."""
     if python is None:
         found = engine_interpreter()
         if found is None:
@@ -87,8 +87,6 @@ def check_engine(python: str | None = None) -> tuple[bool, str]:
                            "engine's own Python environment beside the plugin (a few minutes; torch is a large "
                            "download).\n\nWithout the button, in a terminal:\n" + install_instructions())
         python, source = found.python, found.source
-    else:
-        source = "the path above"
     try:
         info = run_engine(["info"], python=python)
     except EngineError as exc:
@@ -138,12 +136,12 @@ class BackgroundCheck(QObject):
         self.result: tuple[bool, str] | None = None
         self.done.connect(self._keep)
 
-    def start(self, python: str | None = None) -> None:
+    def start(self, python: str | None = None, source: str = "the path above") -> None:
         self.running, self.result = True, None
 
         def work() -> None:
             try:
-                ok, text = check_engine(python)
+                ok, text = check_engine(python, source)
             except Exception as exc:  # noqa: BLE001 - the dialog must leave its "checking" state
                 ok, text = False, f"The check itself failed: {exc}"
             self.done.emit(ok, text)

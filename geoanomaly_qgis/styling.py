@@ -117,6 +117,12 @@ def style_anomaly_raster(layer: QgsRasterLayer, band: int = 1, qml: Path = ANOMA
     items[0].label = f"P{LOW_PERCENTILE * 100:.0f} and below: background (score {lower:.3g})"
     items[-1].label = f"P{HIGH_PERCENTILE * 100:.0f} and above: most anomalous (score {upper:.3g})"
     function.setColorRampItemList(items)
+    legend = function.legendSettings()
+    if legend is not None:  # the continuous legend of the .qml shows two labels, not the stops
+        legend = type(legend)(legend)
+        legend.setMinimumLabel(items[0].label)
+        legend.setMaximumLabel(items[-1].label)
+        function.setLegendSettings(legend)
     function.setMinimumValue(lower)
     function.setMaximumValue(upper)
     function.setClip(False)  # values above the 98th percentile stay dark red, not blank
@@ -199,6 +205,8 @@ def title_legend(node, style: str) -> None:
     title = LEGEND_TITLES.get(style)
     if title and node is not None:
         QgsMapLayerLegendUtils.setLegendNodeUserLabel(node, 0, title)
+        if node.layer() is not None:
+            node.layer().legendChanged.emit()  # the layer tree rebuilds the legend with the new title
 
 
 def _build_heat_renderer(layer: QgsRasterLayer) -> QgsSingleBandPseudoColorRenderer:
@@ -289,3 +297,25 @@ def move_into_group(project: QgsProject, layer: QgsMapLayer, group_name: str) ->
     group.insertChildNode(0, clone)
     parent.removeChildNode(node)
     return group
+
+
+# Prospectivity classes (codes of core/prospectivity/classes.py): the geologist's words, warm = explore.
+def style_query_points(layer: QgsVectorLayer) -> bool:
+    """Places to check next: bold star markers numbered by query, "why here" as the map tip."""
+    from qgis.core import QgsPalLayerSettings, QgsSingleSymbolRenderer, QgsVectorLayerSimpleLabeling
+
+    if not layer.isValid():
+        return False
+    symbol = QgsMarkerSymbol.createSimple({"name": "star", "color": "0,160,255", "outline_color": "0,0,0",
+                                           "outline_width": "0.3", "size": "4.5"})
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+    if layer.fields().lookupField("query") >= 0:
+        settings = QgsPalLayerSettings()
+        settings.fieldName = "query"
+        settings.enabled = True
+        layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+        layer.setLabelsEnabled(True)
+    if layer.fields().lookupField("why_here") >= 0:
+        layer.setMapTipTemplate("<b>Query [% \"query\" %]</b><br>[% \"why_here\" %]")
+    layer.triggerRepaint()
+    return True

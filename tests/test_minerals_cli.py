@@ -24,7 +24,8 @@ def trained(tiny_photo_set, tmp_path_factory):  # noqa: F811
     root, _ = tiny_photo_set
     out = tmp_path_factory.mktemp("models")
     assert main(["minerals", "train", "--data", str(root), "--model", "longtail", "--out", str(out / "lt"),
-                 "--fea-epochs", "1", "--cfl-epochs", "1", "--crt-epochs", "1", "--warmup-epochs", "1", *TINY]) == 0
+                 "--schedule", "full", "--fea-epochs", "1", "--cfl-epochs", "1", "--crt-epochs", "1",
+                 "--warmup-epochs", "1", "--min-stage-steps", "0", *TINY]) == 0
     assert main(["minerals", "train", "--data", str(root), "--model", "multimodal", "--photo-model", str(out / "lt"),
                  "--out", str(out / "mm"), "--epochs", "1", *TINY]) == 0
     return root, out
@@ -155,14 +156,17 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path, capsys, tiny
 
 
 def test_user_weights_file_is_loaded(tmp_path):
-    from core.minerals.models import PhotoClassifier, build_resnet
+    import torchvision
 
-    reference = build_resnet("resnet18")
+    from core.errors import InvalidInputError
+    from core.minerals.backbones import build_backbone
+    from core.minerals.models import PhotoClassifier
+
+    reference = torchvision.models.resnet18(weights=None)
     state = {f"module.{k}": v for k, v in reference.state_dict().items()}
     torch.save({"state_dict": state}, tmp_path / "imagenet.pth")
     model = PhotoClassifier("resnet18", 36, tmp_path / "imagenet.pth")
-    assert torch.equal(model.backbone.conv1.weight, reference.conv1.weight)
-    from core.errors import InvalidInputError
-
+    assert torch.equal(model.backbone.stages[0][0].weight, reference.conv1.weight)
+    assert model.backbone.origin == "user-supplied weights file imagenet.pth"
     with pytest.raises(InvalidInputError, match="does not fit a resnet50"):
-        build_resnet("resnet50", tmp_path / "imagenet.pth")
+        build_backbone("resnet50", tmp_path / "imagenet.pth")

@@ -153,7 +153,23 @@ def test_training_defaults_to_a_quick_cpu_trial_and_can_ask_for_the_full_schedul
 
     dock = MineralDock(run_in_background=False)
     quick = dock.train_arguments("photos", "model")
-    assert quick[quick.index("--backbone") + 1] == "resnet18" and "--image-size" in quick
+    assert "--schedule" not in quick and "--backbone" not in quick  # the engine's quick pretrained default
     dock.training_size.setCurrentIndex(dock.training_size.findData("full"))
     full = dock.train_arguments("photos", "model")
-    assert "--backbone" not in full  # the engine's defaults: ResNet-50, 224 px, published epochs
+    assert full[full.index("--schedule") + 1] == "full"
+
+
+def test_dock_shows_the_models_validation_accuracy_next_to_it(qgis_app, photos_and_model, tmp_path):  # noqa: F811
+    import json
+
+    from geoanomaly_qgis.minerals_dock import MineralDock
+
+    folder = tmp_path / "rated"
+    folder.mkdir()
+    (folder / "model.json").write_text(json.dumps({"classes": ["Quartz", "Pyrite"],
+                                                   "validation": {"mAcc": 0.84, "n_photos": 12}}))
+    dock = MineralDock(run_in_background=False)
+    dock.set_model(str(folder))
+    assert "84%" in dock.model_quality.text() and "12 photos" in dock.model_quality.text()
+    dock.set_model(str(tmp_path / "nothing here"))
+    assert dock.model_quality.text() == ""

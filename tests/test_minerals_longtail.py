@@ -113,7 +113,7 @@ def test_crt_freezes_the_feature_extractor_and_reinitialises_the_classifier(tiny
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.fill_(0.3)
     before = copy.deepcopy(model.backbone.state_dict())
-    cfg = LongTailConfig(arch="resnet18", image_size=32, batch_size=32, crt_epochs=1, crt_lr=0.01)
+    cfg = LongTailConfig(arch="resnet18", image_size=32, batch_size=32, crt_epochs=1, crt_lr=0.01, min_stage_steps=0)
     trainer = LongTailTrainer(cfg, torch.device("cpu"))
     train_idx = collection.indices("train")
     scoring = PhotoDataset(collection, train_idx, 32, train=False)
@@ -144,7 +144,7 @@ def test_three_stages_run_and_resume_between_stages(tiny_photo_set, tmp_path):  
     root, _ = tiny_photo_set
     collection = scan_photo_folder(root, check_files=False)
     cfg = LongTailConfig(arch="resnet18", image_size=32, batch_size=64, fea_epochs=1, cfl_epochs=1, crt_epochs=1,
-                         warmup_epochs=1, resample_every=1)
+                         warmup_epochs=1, resample_every=1, min_stage_steps=0)
     trainer = LongTailTrainer(cfg, torch.device("cpu"), checkpoint_dir=tmp_path / "ck")
     model = trainer.fit(collection)
     assert set(trainer.history_) == {"fea", "cfl", "crt"}

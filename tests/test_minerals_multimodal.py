@@ -8,10 +8,10 @@ import pytest
 import torch
 from minerals_fixtures import tiny_photo_set  # noqa: F401
 
+from core.minerals.backbones import build_backbone
 from core.minerals.datasets import scan_photo_folder
 from core.minerals.models import (
     MultimodalIdentifier,
-    build_resnet,
     combination_index,
     corrupt_properties,
     multimodal_loss,
@@ -29,7 +29,7 @@ torch.set_num_threads(1)
 
 def _model(n_classes=5):
     torch.manual_seed(0)
-    return MultimodalIdentifier(build_resnet("resnet18"), n_classes)
+    return MultimodalIdentifier(build_backbone("resnet18"), n_classes)
 
 
 def test_ssf_layers_get_gradients_and_the_backbone_does_not():
@@ -106,7 +106,7 @@ def test_training_and_the_robustness_table(tiny_photo_set):  # noqa: F811
     collection = scan_photo_folder(root, check_files=False)
     config = MultimodalConfig(arch="resnet18", image_size=32, batch_size=64, epochs=1)
     trainer = MultimodalTrainer(config, torch.device("cpu"))
-    backbone = build_resnet("resnet18")
+    backbone = build_backbone("resnet18")
     before = copy.deepcopy(backbone.state_dict())
     model = trainer.fit(collection, backbone)
     assert len(trainer.history_["loss"]) == 1

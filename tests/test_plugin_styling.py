@@ -93,6 +93,26 @@ def test_scored_points_get_percentile_classes(qgis_app):
     assert not style_scored_points(QgsVectorLayer("Point?field=other:double", "x", "memory"))
 
 
+def test_prospectivity_classes_read_very_high_to_low_and_queries_say_why_here(qgis_app, tmp_path):
+    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsRasterLayer, QgsVectorLayer
+
+    from geoanomaly_qgis.styling import style_class_raster, style_query_points
+
+    codes = write_raster(tmp_path / "classes.tif", [[4, 3, 2, 1], [1, 1, 2, 0]], nodata=0)
+    layer = QgsRasterLayer(str(codes), "classes")
+    assert style_class_raster(layer)
+    legend = {c.value: c.label for c in layer.renderer().classes()}
+    assert legend == {4.0: "very high", 3.0: "high", 2.0: "moderate", 1.0: "low"}
+
+    queries = QgsVectorLayer("Point?crs=EPSG:28350&field=query:integer&field=why_here:string", "q", "memory")
+    feature = QgsFeature(queries.fields())
+    feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(400000, 6400000)))
+    feature["query"], feature["why_here"] = 1, "map undecided here (p = 0.50)"
+    queries.dataProvider().addFeatures([feature])
+    assert style_query_points(queries)
+    assert queries.labelsEnabled() and "why_here" in queries.mapTipTemplate()
+
+
 def test_run_group_collects_layers_in_rank_order(qgis_app, tmp_path):
     from qgis.core import QgsProject, QgsVectorLayer
 

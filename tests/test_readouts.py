@@ -122,3 +122,21 @@ def test_suite_masked_residuals_are_not_explained_by_the_suite_itself():
     # Regressed on each other, Au and As explain each other away; regressed on Fe and Al only, they stand out.
     assert masked[:10, :2].mean() > 2 and masked[:10, :2].mean() > 3 * abs(plain[:10, :2].mean())
     assert np.all(masked[:, 2:] == 0)
+
+
+def test_pca_halo_reconstructs_the_suite_from_the_other_elements_only():
+    from core.anomaly import make_detector
+    from core.preprocess.pipeline import PreparedSamples
+
+    rng = np.random.default_rng(2)
+    host, sulphide = rng.normal(size=(2, 300))
+    sulphide[:10] += 3.0                 # the suite rises together: a main component of the survey
+    noise = 0.1 * rng.normal(size=(5, 300))
+    X = np.column_stack([sulphide + noise[0], sulphide + noise[1], sulphide + noise[2],
+                         host + noise[3], -host + noise[4]])
+    samples = PreparedSamples(X.astype(np.float32), np.zeros((300, 2)), ELEMENTS)
+    pca = make_detector("pca").fit(samples)
+    plain = pca.element_residuals(samples)
+    masked = pca.element_residuals(samples, suite=SUITE)
+    assert masked[:10, :3].mean() > 2 and masked[:10, :3].mean() > 3 * abs(plain[:10, :3].mean())
+    assert np.all(masked[:, 3:] == 0)

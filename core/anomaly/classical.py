@@ -236,8 +236,21 @@ class PcaReconstructionDetector(Detector):
         return {"residuals": self._residuals(samples)}
 
     def element_residuals(self, samples: PreparedSamples, suite=None) -> np.ndarray:
+        """Reconstruction residuals, robust-standardised; with a suite, the suite reconstructed from the other
+        elements only (component scores fitted on the non-suite columns), so the suite cannot explain itself."""
         self._check_compatible(samples)
-        return robust_standardise(self._residuals(samples))
+        columns = np.array([el in set(suite) for el in samples.elements]) if suite else None
+        if columns is None or columns.all() or not columns.any():
+            return robust_standardise(self._residuals(samples))
+        d = samples.values.astype(np.float64) - self.mean_
+        v = self.components_.T                                   # (elements, components)
+        # Least-squares component scores from the other elements. A component that lies (nearly) within the
+        # suite cannot be told from them: singular values under 0.1 (< 1 % of its variance outside the suite)
+        # are cut, so its score stays at the survey mean instead of amplifying noise.
+        scores = d[:, ~columns] @ np.linalg.pinv(v[~columns], rcond=0.1).T
+        out = np.zeros_like(d)
+        out[:, columns] = robust_standardise(d[:, columns] - scores @ v[columns].T)
+        return out
 
     def _state(self):
         return {"mean": self.mean_, "components": self.components_}

@@ -24,7 +24,7 @@ import numpy as np
 
 from core.anomaly.base import _REGISTRY, Detector, _import_detector_modules, detector_class
 from core.anomaly.classical import CLASSICAL
-from core.anomaly.readouts import robust_standardise, suite_enrichment
+from core.anomaly.readouts import DEFAULT_NEIGHBOURS, robust_standardise, suite_enrichment
 from core.anomaly.references import hand_made_references
 from core.errors import InvalidInputError
 from core.evaluate.report import evaluate_scores
@@ -70,7 +70,7 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
                   commodity: str | None = None, pathfinders: list[str] | None = None,
                   preprocessor: Preprocessor | None = None, baselines: str | list[str] = "auto",
                   options: argparse.Namespace | None = None, seed: int = 0, min_km: float = 5.0,
-                  progress: Progress | None = None) -> Detection:
+                  halo_neighbours: int = DEFAULT_NEIGHBOURS, progress: Progress | None = None) -> Detection:
     """Prepare, fit, score, add the commodity readouts and references, and evaluate against ``deposits``.
 
     ``method`` is a detector name or an unfitted detector. ``preprocessor``
@@ -78,6 +78,8 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
     ``pathfinders``. ``baselines``: "auto" (every classical detector when
     deposits are given), "none", or a list of names. ``options`` are the
     detectors' options (:func:`detector_options`; detect passes its parsed arguments).
+    ``halo_neighbours``: about how many neighbouring locations support each
+    location in the halo readouts (:func:`core.anomaly.readouts.suite_enrichment`).
     """
     progress = progress or Progress(mode="none")
     options = options or detector_options(seed=seed)
@@ -117,7 +119,7 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
 
     suite = preprocessor.suite_()
     groups = location_groups(prepared.xy) if suite else None
-    references, readouts = commodity_scores(preprocessor, table, prepared, detector, groups)
+    references, readouts = commodity_scores(preprocessor, table, prepared, detector, groups, halo_neighbours)
     columns.update({**references, **readouts})
     compared.update({f"reference:{k}": v for k, v in references.items()})
     compared.update({f"readout:{k}": v for k, v in readouts.items()})
@@ -132,7 +134,7 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
             baseline = detector_class(other).from_args(options).fit(prepared)
             compared[f"baseline:{other}"] = baseline.score(prepared)
             if suite:
-                halo = _commodity_readout(baseline, prepared, suite, groups)
+                halo = _commodity_readout(baseline, prepared, suite, groups, halo_neighbours)
                 if halo is not None:
                     compared[f"readout:{other}_halo"] = halo
         metrics = evaluate_scores(prepared.xy, compared, deposits, min_km=min_km)
@@ -144,7 +146,8 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
 
 
 def commodity_scores(preprocessor: Preprocessor, table: SampleTable, prepared: PreparedSamples, detector: Detector,
-                     groups: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+                     groups: np.ndarray | None = None, halo_neighbours: int = DEFAULT_NEIGHBOURS,
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The hand-made references and the halo readouts of a fitted run; both empty without a commodity.
 
     Readouts: ``suite_halo`` (the survey's own background: the median of
@@ -158,8 +161,9 @@ def commodity_scores(preprocessor: Preprocessor, table: SampleTable, prepared: P
     assays, not_assayed = preprocessor.imputed_assays(table)
     elements = preprocessor.elements_
     references = hand_made_references(assays, elements, preprocessor.commodity, list(suite), not_assayed)
-    readouts = {"suite_halo": suite_enrichment(robust_standardise(clr(assays)), elements, suite, prepared.xy, groups)}
-    own = _commodity_readout(detector, prepared, suite, groups)
+    readouts = {"suite_halo": suite_enrichment(robust_standardise(clr(assays)), elements, suite, prepared.xy, groups,
+                                               neighbours=halo_neighbours)}
+    own = _commodity_readout(detector, prepared, suite, groups, halo_neighbours)
     if own is not None:
         readouts[f"{detector.name}_halo"] = own
     return references, readouts
@@ -186,12 +190,12 @@ def score_columns(scores: np.ndarray, details: dict[str, np.ndarray], elements: 
 
 
 def _commodity_readout(detector: Detector, prepared: PreparedSamples, suite: dict[str, float],
-                       groups: np.ndarray) -> np.ndarray | None:
+                       groups: np.ndarray, neighbours: int = DEFAULT_NEIGHBOURS) -> np.ndarray | None:
     """The halo readout of a detector's per-element residuals; None if it has none (or features are not elements)."""
     residuals = detector.element_residuals(prepared, suite=list(suite))
     if residuals is None or not set(suite) & set(prepared.elements):
         return None
-    return suite_enrichment(residuals, prepared.elements, suite, prepared.xy, groups)
+    return suite_enrichment(residuals, prepared.elements, suite, prepared.xy, groups, neighbours=neighbours)
 
 
 def _log_preprocessing(preprocessor: Preprocessor, prepared: PreparedSamples, progress: Progress) -> None:

@@ -120,6 +120,8 @@ def suite_enrichment(residuals: np.ndarray, elements: Sequence[str], suite: Mapp
 
     Samples at one location get the same score (they are one piece of evidence).
     """
+    if neighbours < 1:
+        raise InvalidInputError("the halo readout needs at least one neighbouring location (--halo-neighbours)")
     xy = np.asarray(xy, dtype=np.float64)
     own = sample_enrichment(residuals, elements, suite, cap=cap)
     if xy.shape != (len(own), 2):
@@ -135,8 +137,9 @@ def suite_enrichment(residuals: np.ndarray, elements: Sequence[str], suite: Mapp
     return smoothed[index]
 
 
-def robust_standardise(residuals: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """Centre each column on its median and divide by its robust spread (IQR / 1.349), fitted on ``rows``."""
+def robust_centre_scale(residuals: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's median and robust spread (IQR / 1.349; the standard deviation, then 1, where that is 0),
+    fitted on ``rows``. A model keeps them to standardise new samples on its training survey's scale."""
     residuals = np.asarray(residuals, dtype=np.float64)
     fit = residuals if rows is None else residuals[rows]
     center = np.median(fit, axis=0)
@@ -144,7 +147,13 @@ def robust_standardise(residuals: np.ndarray, rows: np.ndarray | None = None) ->
     scale = (q75 - q25) / 1.349
     scale = np.where(scale > 1e-12, scale, fit.std(axis=0))
     scale = np.where(scale > 1e-12, scale, 1.0)
-    return (residuals - center) / scale
+    return center, scale
+
+
+def robust_standardise(residuals: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Centre each column on its median and divide by its robust spread (IQR / 1.349), fitted on ``rows``."""
+    center, scale = robust_centre_scale(residuals, rows)
+    return (np.asarray(residuals, dtype=np.float64) - center) / scale
 
 
 def mahalanobis_residuals(values: np.ndarray, location: np.ndarray, precision: np.ndarray,

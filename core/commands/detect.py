@@ -16,6 +16,7 @@ from pathlib import Path
 from core.anomaly import detector_class
 from core.anomaly.base import _REGISTRY, _import_detector_modules
 from core.anomaly.detection import _baseline_names, _stage_weights, _uses_torch, run_detection
+from core.anomaly.readouts import DEFAULT_NEIGHBOURS
 from core.anomaly.saved_model import save_model
 from core.commands._options import (
     add_deposit_arguments,
@@ -62,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", default="auto",
                         help="classical baselines scored in the same run: auto (all, when deposits are given), "
                              "none, or a comma list")
+    parser.add_argument("--halo-neighbours", type=int, default=DEFAULT_NEIGHBOURS,
+                        help=f"with --commodity: about how many neighbouring locations support each location in the "
+                             f"halo readouts (default {DEFAULT_NEIGHBOURS}; more for long dispersion trains)")
     parser.add_argument("--min-km", type=float, default=5.0,
                         help="AUC protocol: background samples are at least this far from every deposit (default 5)")
     _import_detector_modules()
@@ -84,6 +88,7 @@ def run(args: argparse.Namespace, progress) -> int:
         weights = _stage_weights(_uses_torch(detector), deposits is not None)
         result = run_detection(table, detector, deposits, preprocessor=preprocessor_from_args(args),
                                baselines=baselines, options=args, seed=args.seed, min_km=args.min_km,
+                               halo_neighbours=args.halo_neighbours,
                                progress=progress)
         prepared, metrics = result.prepared, result.metrics
         record["timings_s"].update(result.timings)

@@ -3,7 +3,8 @@
 Examples::
 
     geoanomaly minerals synth --out photos --per-class-max 200
-    geoanomaly minerals train --data photos --model longtail --out models/longtail
+    geoanomaly minerals train --data photos --out models/quick          # pretrained, minutes on a laptop
+    geoanomaly minerals train --data photos --schedule full --out models/longtail
     geoanomaly minerals train --data photos --model multimodal --photo-model models/longtail --out models/mm
     geoanomaly minerals predict --model models/mm specimen.jpg --hardness 3.5 --luster metallic --json
     echo '{"model": "models/mm", "photo": "specimen.jpg", "hardness": "3.5"}' | geoanomaly minerals serve
@@ -35,6 +36,7 @@ from core.commands._options import (
 from core.device import cpu_threads
 from core.errors import GeoAnomalyError, InvalidInputError
 from core.io.atomic import atomic_output_dir
+from core.minerals import BACKBONES, DEFAULT_BACKBONE
 from core.progress import Progress
 from core.runrecord import RunRecord
 
@@ -56,13 +58,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="longtail: FEA -> CFL -> cRT; baseline: plain cross-entropy (for comparison); "
                             "multimodal: photo + hardness/luster/streak on a frozen backbone (default: longtail)")
     add_output_argument(train, help="output model folder")
-    train.add_argument("--backbone", default="resnet50", help="torchvision ResNet: resnet18/34/50/101/152 (default resnet50)")
-    train.add_argument("--weights", help="ImageNet weights file (.pth state dict) for the backbone; default: train from scratch")
+    train.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=BACKBONES,
+                       help=f"feature extractor (default {DEFAULT_BACKBONE}: ImageNet weights installed with the engine; "
+                            f"the ResNets train from scratch unless --weights is given)")
+    train.add_argument("--weights", help="ResNets: ImageNet weights file (.pth state dict); default: train from scratch")
+    train.add_argument("--schedule", choices=["quick", "full"], default="quick",
+                       help="quick: the pretrained backbone stays frozen, its features are cached and only the "
+                            "classifier stages run (minutes on a CPU); full: seed 002's published fine-tuning "
+                            "schedule FEA -> CFL -> cRT (hours on a CPU; a GPU recommended). Default quick")
+    train.add_argument("--views", type=int, default=4, help="quick: feature vectors cached per training photo (the "
+                                                            "centre crop + random crops/flips; default 4)")
+    train.add_argument("--min-stage-steps", type=int, default=200,
+                       help="full: each fine-tuning stage runs at least this many optimiser steps (default 200)")
+    train.add_argument("--crt-solver", choices=["converged", "sgd"], default="converged",
+                       help="full: cRT minimised to convergence (default) or the published fixed SGD epochs")
+    train.add_argument("--keep-every-stage", action="store_true",
+                       help="full: keep a stage even when it lowers the validation mAcc (as published; for comparisons)")
     train.add_argument("--photo-model", help="multimodal: a trained longtail/baseline model folder whose feature extractor "
                                             "is frozen under the multimodal model (recommended)")
     train.add_argument("--properties", help="CSV of per-specimen properties (file, hardness, luster, streak); "
                                            "default DATA/properties.csv when present")
-    train.add_argument("--image-size", type=int, default=224, help="training crop in pixels (default 224)")
+    train.add_argument("--image-size", type=int, default=224, help="crop in pixels (default 224)")
     add_batch_size_argument(train, None, help="photos per step (default 128 longtail/baseline, 64 multimodal)")
     train.add_argument("--fea-epochs", type=int, default=60, help="FEA epochs (default 60; baseline trains FEA+CFL epochs)")
     train.add_argument("--cfl-epochs", type=int, default=40, help="CFL epochs (default 40)")
@@ -171,12 +187,14 @@ def _check_positive(args, names: list[str]) -> None:
 
 def _train(args, progress: Progress) -> int:
     from core.device import describe_device, resolve_device
-    from core.minerals.datasets import collection_fingerprint, scan_photo_folder
-    from core.minerals.models import RESNETS
+    from core.minerals.datasets import check_training_collection, collection_fingerprint, scan_photo_folder
 
-    _check_positive(args, ["fea_epochs", "cfl_epochs", "crt_epochs", "epochs", "lr", "batch_size", "image_size"])
-    if args.backbone not in RESNETS:
-        raise InvalidInputError(f"--backbone {args.backbone!r} is not one of {', '.join(RESNETS)}")
+    _check_positive(args, ["fea_epochs", "cfl_epochs", "crt_epochs", "epochs", "lr", "batch_size", "image_size",
+                           "min_stage_steps"])
+    if args.views < 1:
+        raise InvalidInputError(f"--views must be at least 1, got {args.views}")
+    if args.weights and args.backbone == DEFAULT_BACKBONE:
+        raise InvalidInputError(f"--weights is for the ResNets; {DEFAULT_BACKBONE} comes with its ImageNet weights")
     if args.image_size < 16:
         raise InvalidInputError(f"--image-size {args.image_size} is too small (at least 16 pixels)")
     for name in ("missing_rate", "error_rate"):
@@ -191,6 +209,7 @@ def _train(args, progress: Progress) -> int:
 
     progress.stage("scan", f"Reading photos in {args.data}")
     collection = scan_photo_folder(args.data, args.val_fraction, args.test_fraction, args.seed, args.properties)
+    check_training_collection(collection)
     _report_collection(collection, progress, record)
     out = Path(args.out).expanduser().resolve()
     checkpoints = out.parent / f".{out.name}.stages"
@@ -236,27 +255,42 @@ def _report_collection(collection, progress: Progress, record: RunRecord) -> Non
 
 
 def _train_longtail(args, collection, device, progress, record, checkpoints: Path, staging: Path):
-    from core.minerals.longtail import LongTailConfig, LongTailTrainer
+    if args.schedule == "quick":
+        from core.minerals.quick import QuickConfig, QuickTrainer
 
-    config = LongTailConfig(
-        method=args.model, arch=args.backbone, weights=args.weights, image_size=args.image_size,
-        batch_size=args.batch_size or 128, fea_epochs=args.fea_epochs, cfl_epochs=args.cfl_epochs,
-        crt_epochs=args.crt_epochs, lr=args.lr, warmup_epochs=args.warmup_epochs, crt_lr=args.crt_lr, seed=args.seed,
-        num_workers=args.workers,
-    )
-    record["config"] = {**asdict(config), "peak_lr": config.peak_lr()}
-    trainer = LongTailTrainer(config, device, checkpoints, progress)
+        config = QuickConfig(method=args.model, arch=args.backbone, weights=args.weights, image_size=args.image_size,
+                             views=args.views, batch_size=args.batch_size or 32, seed=args.seed,
+                             num_workers=args.workers)
+        record["config"] = {"schedule": "quick", **asdict(config)}
+        trainer = QuickTrainer(config, device, progress)
+    else:
+        from core.minerals.longtail import LongTailConfig, LongTailTrainer
+
+        config = LongTailConfig(
+            method=args.model, arch=args.backbone, weights=args.weights, image_size=args.image_size,
+            batch_size=args.batch_size or 128, fea_epochs=args.fea_epochs, cfl_epochs=args.cfl_epochs,
+            crt_epochs=args.crt_epochs, lr=args.lr, warmup_epochs=args.warmup_epochs, crt_lr=args.crt_lr,
+            crt_solver=args.crt_solver, min_stage_steps=args.min_stage_steps, guard=not args.keep_every_stage,
+            seed=args.seed, num_workers=args.workers,
+        )
+        record["config"] = {"schedule": "full", **asdict(config), "peak_lr": config.peak_lr()}
+        trainer = LongTailTrainer(config, device, checkpoints, progress)
     network = trainer.fit(collection)
     record["training"] = trainer.history_
+    backbone = {"arch": args.backbone, "weights": trainer.backbone_origin_}
+    validation = {"mAcc": None if trainer.val_mAcc_ is None else round(trainer.val_mAcc_, 4),
+                  "n_photos": int(len(collection.indices("val"))), "stages": trainer.stages_,
+                  "kept_stage": trainer.kept_stage_}
+    record["backbone"], record["validation"] = backbone, validation
     metrics = _evaluate_photo_model(network, collection, "test", args.image_size, trainer.tail_classes_, device,
                                     staging, progress, args.model)
-    info = {"kind": args.model, "arch": args.backbone, "tail_classes": trainer.tail_classes_,
-            "config": record["config"]}
+    info = {"kind": args.model, "arch": args.backbone, "backbone": backbone, "validation": validation,
+            "tail_classes": trainer.tail_classes_, "config": record["config"]}
     return network, info, metrics
 
 
 def _train_multimodal(args, collection, device, progress, record):
-    from core.minerals.models import build_resnet
+    from core.minerals.backbones import build_backbone
     from core.minerals.multimodal import (
         MultimodalConfig,
         MultimodalTrainer,
@@ -270,8 +304,8 @@ def _train_multimodal(args, collection, device, progress, record):
         progress.log(f"frozen feature extractor: {arch} from {args.photo_model}")
     else:
         arch = args.backbone
-        backbone = build_resnet(arch, args.weights)
-        if not args.weights:
+        backbone = build_backbone(arch, args.weights)
+        if arch != DEFAULT_BACKBONE and not args.weights:
             progress.warn("no --photo-model or --weights: the frozen backbone is random, so the photo branch will be weak")
     config = MultimodalConfig(arch=arch, image_size=args.image_size, batch_size=args.batch_size or 64,
                               epochs=args.epochs, lr=args.lr or 5e-3, missing_rate=args.missing_rate,
@@ -280,6 +314,10 @@ def _train_multimodal(args, collection, device, progress, record):
     trainer = MultimodalTrainer(config, device, progress)
     network = trainer.fit(collection, backbone)
     record["training"] = trainer.history_
+    validation = {"mAcc": None if trainer.val_mAcc_ is None else round(trainer.val_mAcc_, 4),
+                  "n_photos": int(len(collection.indices("val"))), "kept_epoch": trainer.kept_epoch_,
+                  "properties": "as recorded, corrupted at the training's missing/error rates"}
+    record["validation"] = validation
     overhead = parameter_overhead(network)
     progress.log(f"trainable parameters: {overhead['added_parameters']} "
                  f"(+{overhead['overhead_percent']} % over the {overhead['backbone_parameters']}-parameter backbone)")
@@ -288,7 +326,9 @@ def _train_multimodal(args, collection, device, progress, record):
         progress.stage("evaluate", "Accuracy over property subsets and error rates", weight=0.0)
         metrics["robustness"] = robustness_table(network, collection, "test", args.image_size, device)
         _log_robustness(metrics["robustness"], progress)
-    info = {"kind": "multimodal", "arch": arch, "config": record["config"],
+    record["backbone"] = {"arch": arch, "weights": backbone.origin}
+    info = {"kind": "multimodal", "arch": arch, "backbone": record["backbone"], "validation": validation,
+            "config": record["config"],
             "multimodal": {"property_features": config.property_features, "hidden": config.hidden,
                            "bottleneck": config.bottleneck}}
     return network, info, metrics
@@ -312,6 +352,10 @@ def _evaluate_photo_model(network, collection, split, image_size, tail, device, 
     progress.log(f"{label}: " + ", ".join(f"{k} {m[k]:.3f}" for k in HEADLINE))
     per_class = {name: (None if math.isnan(a) else round(float(a), 4))
                  for name, a in zip(collection.classes, m["per_class_accuracy"])}
+    support = m["confusion"].sum(axis=1)
+    for c, name in enumerate(collection.classes):
+        if support[c]:
+            progress.log(f"  {name:<15} {per_class[name]:6.1%} of {support[c]} {split} photos")
     metrics = {k: round(float(m[k]), 4) for k in HEADLINE}
     metrics.update(split=split, n_photos=m["n_test"], tail_definition="rarest minerals holding <= 20 % of training photos",
                    tail_minerals=[collection.classes[c] for c in tail], per_class_accuracy=per_class)
@@ -346,7 +390,8 @@ def _predict(args, progress: Progress) -> int:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2))
     elif progress.mode != "json":
         for result in results:
-            print(result["image"])
+            print(result["image"] + ("  - uncertain: no mineral reaches 50 %, check the candidates"
+                                     if result["uncertain"] else ""))
             for rank, row in enumerate(result["top"], start=1):
                 bar = "#" * int(round(row["probability"] * 30))
                 print(f"  {rank}. {row['mineral']:<15} {row['probability']:6.1%} {bar}")
@@ -371,9 +416,12 @@ def _identify_photo(identifier: MineralIdentifier, image: str | Path, hardness, 
     """One photo's answer, the same for ``predict`` and ``serve``: image, top minerals, seconds taken."""
     if not Path(image).is_file():
         raise InvalidInputError(f"photo {image} does not exist")
+    from core.minerals.saved import UNCERTAIN_BELOW, is_uncertain
+
     start = time.perf_counter()
     rows = identifier.identify(image, hardness, luster, streak, top=top)
-    return {"image": str(image), "top": rows, "seconds": round(time.perf_counter() - start, 4)}
+    return {"image": str(image), "top": rows, "uncertain": is_uncertain(rows), "uncertain_below": UNCERTAIN_BELOW,
+            "seconds": round(time.perf_counter() - start, 4)}
 
 
 # -- serve ----------------------------------------------------------------------------------------------

@@ -148,7 +148,9 @@ def run_benchmark(manifest: Manifest, progress: Progress | None = None) -> tuple
             progress.stage("benchmark", f"{survey.name}, seed {seed}", weight=1.0 / total)
             result = run_detection(table, manifest.methods[0], deposits, commodity=survey.commodity,
                                    pathfinders=survey.pathfinders, baselines=manifest.methods[1:] or "none",
-                                   options=detector_options(seed=seed), seed=seed, min_km=manifest.min_km)
+                                   options=detector_options(seed=seed, commodity=survey.commodity,
+                                                          pathfinder_list=survey.pathfinders),
+                                   seed=seed, min_km=manifest.min_km)
             per_seed.append(result.metrics)
             done += 1
             progress.log(f"{survey.name} seed {seed}: " + ", ".join(

@@ -4,8 +4,17 @@
 - :mod:`.synthetic`   a deterministic synthetic long-tailed photo set (tests, benchmarks)
 - :mod:`.datasets`    folder-per-class photo collections, split, tensors
 - :mod:`.samplers`, :mod:`.losses`, :mod:`.metrics`   pieces of the long-tailed training
-- :mod:`.models`      ResNet backbones, SSF adaptation, the multimodal network (plain nn.Modules)
+- :mod:`.backbones`   feature extractors: pretrained EfficientNet-Lite0 (default), torchvision ResNets
+- :mod:`.models`      photo classifier, SSF adaptation, the multimodal network (plain nn.Modules)
+- :mod:`.heads`       a linear classifier fitted to convergence on cached features
+- :mod:`.stages`      keeping a training stage only if the validation mAcc does not fall
+- :mod:`.quick`       the quick default Train: frozen pretrained backbone, cached features
 - :mod:`.longtail`    FEA -> CFL -> cRT trainer (and the plain cross-entropy baseline)
 - :mod:`.multimodal`  trainer and evaluation of the robust multimodal model
 - :mod:`.saved`       model folders (JSON config + weights loaded with ``weights_only``) and prediction
 """
+
+# Backbone names live here, free of torch, so the command line can list them without importing it.
+DEFAULT_BACKBONE = "efficientnet_lite0"
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+BACKBONES = (DEFAULT_BACKBONE, *RESNETS)

@@ -20,6 +20,7 @@ from core.errors import InvalidInputError
 from core.minerals.properties import published_vector, read_property_csv
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+IGNORED_FILES = {"thumbs.db", "desktop.ini"}  # written by file browsers, not by the geologist
 SPLITS = ("train", "val", "test")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -129,6 +130,36 @@ def scan_photo_folder(
     return collection
 
 
+def check_training_collection(collection: PhotoCollection, min_photos: int = 3) -> None:
+    """Refuse, in one line, a collection that cannot be trained on as it is.
+
+    Every mineral folder needs at least ``min_photos`` photos (one each for training, validation and
+    testing), and every file in it must be a readable photo: training quietly without some of the
+    geologist's photos would give a model of another collection than the one they think.
+    """
+    if collection.unreadable:
+        more = f" (and {len(collection.unreadable) - 1} more)" if len(collection.unreadable) > 1 else ""
+        raise InvalidInputError(f"cannot read the photo {collection.unreadable[0]}{more}: fix or remove it")
+    roots = [collection.root / s for s in SPLITS if (collection.root / s).is_dir()]
+    presplit = (collection.root / "train").is_dir() and (collection.root / "test").is_dir()
+    for folder in (roots if presplit else [collection.root]):
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            files = [p for p in sub.rglob("*") if p.is_file() and not p.name.startswith(".")
+                     and p.name.lower() not in IGNORED_FILES]
+            if not files:
+                raise InvalidInputError(f"the mineral folder {sub} holds no photos: add photos or remove the folder")
+            others = [p for p in files if p.suffix.lower() not in PHOTO_SUFFIXES]
+            if others:
+                raise InvalidInputError(f"{others[0]} is not a photo (JPEG, PNG or WebP): move it out of the "
+                                        f"mineral folders")
+    if not presplit:
+        counts = np.bincount(collection.labels, minlength=len(collection.classes))
+        few = [f"{collection.classes[c]} ({counts[c]})" for c in np.flatnonzero(counts < min_photos)]
+        if few:
+            raise InvalidInputError(f"each mineral needs at least {min_photos} photos (training, validation, test); "
+                                    f"too few: {', '.join(few[:5])}{' ...' if len(few) > 5 else ''}")
+
+
 def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
     """Per-class random split; every class with >= 3 photos gets at least one val and one test photo."""
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -169,11 +200,14 @@ def collection_fingerprint(collection: PhotoCollection) -> str:
 # -- tensors --------------------------------------------------------------------------------------------
 
 
-def photo_transform(size: int, train: bool):
-    """Training: random resized crop + flip; evaluation: resize to size*256/224, centre crop."""
+def photo_transform(size: int, train: bool, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD):
+    """Training: random resized crop + flip; evaluation: resize to size*256/224, centre crop.
+
+    ``mean``/``std``: the normalisation the backbone's weights were trained with (``Backbone.mean/std``).
+    """
     from torchvision import transforms as T
 
-    normalise = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    normalise = [T.ToTensor(), T.Normalize(mean, std)]
     if train:
         return T.Compose([T.RandomResizedCrop(size, scale=(0.35, 1.0)), T.RandomHorizontalFlip(), *normalise])
     return T.Compose([T.Resize(int(round(size * 256 / 224))), T.CenterCrop(size), *normalise])
@@ -187,11 +221,11 @@ class PhotoDataset:
     """
 
     def __init__(self, collection: PhotoCollection, indices: np.ndarray, size: int, train: bool,
-                 cache_limit_mb: float = 1024.0) -> None:
+                 cache_limit_mb: float = 1024.0, mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD) -> None:
         self.collection = collection
         self.indices = np.asarray(indices, dtype=np.int64)
         self.size = size
-        self.transform = photo_transform(size, train)
+        self.transform = photo_transform(size, train, mean, std)
         short = int(round(size * 256 / 224))
         self._short = short
         self._cache: dict[int, Image.Image] | None = (

@@ -9,9 +9,19 @@
    gradient scaled by 1/weight).
 3. cRT (classifier re-training): feature extractor frozen (no gradients, eval
    mode so BatchNorm statistics stay), classifier re-initialised and trained with
-   class-balanced batches and *plain* CE, SGD lr 1e-3 with cosine decay. The
-   frozen features of the training photos are computed once (evaluation
-   transform) and reused by every cRT epoch.
+   *plain* CE, every mineral weighing the same. The frozen features of the training
+   photos are computed once (evaluation transform). By default the class-balanced
+   objective is minimised to convergence (:func:`core.minerals.heads.fit_linear_head`);
+   ``crt_solver="sgd"`` keeps the published fixed epochs of class-balanced SGD batches
+   (lr 1e-3, cosine decay) - on a small collection a handful of steps, which left the
+   classifier at chance (issue 12).
+
+Made safe for small collections (issue 12): FEA, CFL and the baseline run at least
+``min_stage_steps`` optimiser steps; with a pretrained backbone the run starts from a
+converged plain classifier on the pretrained features ("start"), and fine-tuning
+starts from it; each stage is kept only if the validation mAcc does not fall
+(:class:`core.minerals.stages.StageGuard`), otherwise the previous stage's weights
+are restored and the log says so.
 
 FEA and CFL share one one-cycle learning-rate schedule. Weight decay is applied
 once, by the optimiser. After each stage a checkpoint (weights + optimiser +
@@ -30,9 +40,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.minerals import DEFAULT_BACKBONE
 from core.minerals.datasets import PhotoCollection, PhotoDataset, collection_fingerprint
+from core.minerals.heads import fit_linear_head
 from core.minerals.losses import CenterLoss, log_class_prior, logit_adjusted_cross_entropy
-from core.minerals.metrics import classwise_metrics, tail_classes
+from core.minerals.metrics import classwise_metrics, mean_class_accuracy, tail_classes
 from core.minerals.models import PhotoClassifier
 from core.minerals.samplers import (
     class_balanced_batches,
@@ -40,6 +52,7 @@ from core.minerals.samplers import (
     inverse_probability_weights,
     uniform_batches,
 )
+from core.minerals.stages import StageGuard
 from core.progress import Progress, SilentProgress
 
 
@@ -48,8 +61,8 @@ class LongTailConfig:
     """Settings of a long-tailed training run (defaults: the published ones, for real photo sets)."""
 
     method: str = "longtail"  # "longtail" (FEA -> CFL -> cRT) or "baseline" (plain CE, same length)
-    arch: str = "resnet50"
-    weights: str | None = None  # user-supplied ImageNet weights file; None = from scratch
+    arch: str = DEFAULT_BACKBONE
+    weights: str | None = None  # ResNets: user-supplied ImageNet weights file; None = from scratch
     image_size: int = 224
     batch_size: int = 128
     fea_epochs: int = 60
@@ -65,11 +78,19 @@ class LongTailConfig:
     resample_every: int = 5
     crt_lr: float = 1e-3
     crt_per_class: int = 4
+    # "converged": cRT's class-balanced CE minimised to convergence on the cached features (L-BFGS);
+    # "sgd": the published fixed crt_epochs of SGD (kept to reproduce issue 12's failure).
+    crt_solver: str = "converged"
+    min_stage_steps: int = 200  # FEA/CFL/plain run at least this many optimiser steps (small collections)
+    guard: bool = True  # keep a stage only if the validation mAcc does not fall
     seed: int = 0
     num_workers: int = 0
 
+    def pretrained(self) -> bool:
+        return self.arch == DEFAULT_BACKBONE or bool(self.weights)
+
     def peak_lr(self) -> float:
-        return self.lr if self.lr is not None else (0.002 if self.weights else 0.05)
+        return self.lr if self.lr is not None else (0.002 if self.pretrained() else 0.05)
 
     def stages(self) -> list[str]:
         return ["ce"] if self.method == "baseline" else ["fea", "cfl", "crt"]
@@ -148,25 +169,45 @@ class LongTailTrainer:
         return done, state
 
     # -- training -------------------------------------------------------------------------------------
+    def stage_epochs(self, n_train: int) -> dict[str, int]:
+        """Epochs of each stage: as configured, but at least ``min_stage_steps`` optimiser steps each
+        (a small collection makes few steps per epoch: a fixed few epochs would stop it half-trained)."""
+        cfg = self.config
+        per_epoch = math.ceil(n_train / cfg.batch_size)
+        per_epoch_cfl = math.ceil(n_train / max(1, cfg.batch_size // 2))
+
+        def at_least(epochs: int, steps_per_epoch: int) -> int:
+            return max(epochs, math.ceil(cfg.min_stage_steps / max(1, steps_per_epoch))) if epochs else 0
+
+        fea, cfl = at_least(cfg.fea_epochs, per_epoch), at_least(cfg.cfl_epochs, per_epoch_cfl)
+        return {"ce": at_least(cfg.fea_epochs + cfg.cfl_epochs, per_epoch), "fea": fea, "cfl": cfl,
+                "crt": cfg.crt_epochs}
+
     def fit(self, collection: PhotoCollection) -> PhotoClassifier:
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        train_idx = collection.indices("train")
+        train_idx, val_idx = collection.indices("train"), collection.indices("val")
         labels = collection.labels[train_idx]
         counts = collection.class_counts("train")
         self.class_counts_ = counts
         self.tail_classes_ = tail_classes(counts)
-        model = PhotoClassifier(cfg.arch, len(collection.classes), cfg.weights).to(self.device)
-        train_set = PhotoDataset(collection, train_idx, cfg.image_size, train=True)
-        scoring_set = PhotoDataset(collection, train_idx, cfg.image_size, train=False)
+        n_classes = len(collection.classes)
+        model = PhotoClassifier(cfg.arch, n_classes, cfg.weights).to(self.device)
+        self.backbone_origin_ = model.backbone.origin
+        norm = {"mean": model.backbone.mean, "std": model.backbone.std}
+        train_set = PhotoDataset(collection, train_idx, cfg.image_size, train=True, **norm)
+        scoring_set = PhotoDataset(collection, train_idx, cfg.image_size, train=False, **norm)
+        val_set = PhotoDataset(collection, val_idx, cfg.image_size, train=False, **norm)
         log_prior = log_class_prior(counts).to(self.device)
-        centre = CenterLoss(len(collection.classes), model.n_features, seed=cfg.seed).to(self.device)
+        centre = CenterLoss(n_classes, model.n_features, seed=cfg.seed).to(self.device)
 
         n = len(train_idx)
-        fea_steps = cfg.fea_epochs * math.ceil(n / cfg.batch_size)
-        cfl_steps = cfg.cfl_epochs * math.ceil(n / max(1, cfg.batch_size // 2))
-        main_epochs = cfg.fea_epochs + cfg.cfl_epochs
-        total_steps = fea_steps + cfl_steps if cfg.method == "longtail" else main_epochs * math.ceil(n / cfg.batch_size)
+        epochs = self.stage_epochs(n)
+        fea_steps = epochs["fea"] * math.ceil(n / cfg.batch_size)
+        cfl_steps = epochs["cfl"] * math.ceil(n / max(1, cfg.batch_size // 2))
+        longtail = cfg.method == "longtail"
+        main_epochs = epochs["fea"] + epochs["cfl"] if longtail else epochs["ce"]
+        total_steps = fea_steps + cfl_steps if longtail else epochs["ce"] * math.ceil(n / cfg.batch_size)
         optimiser = torch.optim.SGD(model.parameters(), lr=cfg.peak_lr(), momentum=cfg.momentum,
                                     weight_decay=cfg.weight_decay)
         schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -178,43 +219,71 @@ class LongTailTrainer:
         stages = cfg.stages()
         fingerprint = self._fingerprint(collection)
         start, state = self._resume_point(stages, fingerprint)
+        guard = StageGuard(self.progress, has_validation=len(val_idx) > 0) if cfg.guard else None
+
+        def val_macc() -> float | None:
+            if not len(val_idx):
+                return None
+            logits = predict_logits(model, val_set, cfg.batch_size, self.device, cfg.num_workers)
+            return mean_class_accuracy(collection.labels[val_idx], logits.argmax(1).numpy(), n_classes)
+
         if state is not None:
             model.load_state_dict(state["model"])
             optimiser.load_state_dict(state["optimiser"])
             schedule.load_state_dict(state["schedule"])
             centre.load_state_dict(state["centre"])
             centre_optimiser.load_state_dict(state["centre_optimiser"])
+            if guard is not None:
+                guard.best, guard.kept, guard.decisions = state["guard"]["best"], state["guard"]["kept"], list(
+                    state["guard"]["decisions"])
+        elif cfg.pretrained() and guard is not None and len(val_idx):
+            # Stage 0: the pretrained features with a converged plain classifier (the quick default's
+            # baseline). Fine-tuning starts from it, and must beat it on validation to be kept.
+            self.progress.stage("start", "Classifier on the pretrained features", weight=0.0)
+            _, features = predict_logits(model, scoring_set, cfg.batch_size, self.device, cfg.num_workers,
+                                         with_features=True)
+            fit = fit_linear_head(model.classifier, features.to(self.device), torch.as_tensor(labels), "plain",
+                                  weight_decay=cfg.weight_decay)
+            self.history_["start"] = [fit["loss"]]
+            guard.judge("start", val_macc())
+        kept_state = _copy_state(model)
 
-        total_epochs = {"ce": main_epochs, "fea": cfg.fea_epochs, "cfl": cfg.cfl_epochs, "crt": cfg.crt_epochs}
-        all_epochs = max(1, sum(total_epochs[s] for s in stages))
+        all_epochs = max(1, sum(epochs[s] for s in stages))
         names = {"ce": "Plain cross-entropy (baseline)", "fea": "FEA: logit-adjusted feature learning",
                  "cfl": "CFL: inverse-probability sampling + centre loss", "crt": "cRT: classifier re-training"}
         for stage in stages[start:]:
             rng = np.random.default_rng([cfg.seed, stages.index(stage)])
-            self.progress.stage(stage, names[stage], weight=total_epochs[stage] / all_epochs)
+            self.progress.stage(stage, names[stage], weight=epochs[stage] / all_epochs)
             if stage in ("ce", "fea"):
                 adjust = stage == "fea"
-                for epoch in range(total_epochs[stage]):
+                for epoch in range(epochs[stage]):
                     batches = uniform_batches(n, cfg.batch_size, rng)
                     loss = self._epoch(model, train_set, batches, optimiser, schedule, log_prior if adjust else None)
-                    self._log(stage, epoch, total_epochs[stage], loss)
+                    self._log(stage, epoch, epochs[stage], loss)
             elif stage == "cfl":
                 weights = None
-                for epoch in range(cfg.cfl_epochs):
+                for epoch in range(epochs["cfl"]):
                     if epoch % max(1, cfg.resample_every) == 0:
                         logits = predict_logits(model, scoring_set, cfg.batch_size, self.device, cfg.num_workers)
                         p_true = logits.softmax(1)[torch.arange(n), torch.as_tensor(labels)].numpy()
-                        weights = inverse_probability_weights(p_true, labels, len(collection.classes))
+                        weights = inverse_probability_weights(p_true, labels, n_classes)
                     batches = core_feature_batches(weights, cfg.batch_size, rng)
                     loss = self._epoch(model, train_set, batches, optimiser, schedule, log_prior,
                                        centre=centre, centre_optimiser=centre_optimiser)
-                    self._log(stage, epoch, cfg.cfl_epochs, loss)
+                    self._log(stage, epoch, epochs["cfl"], loss)
             else:
                 self.retrain_classifier(model, scoring_set, labels, rng)
+            if guard is not None and not guard.judge(stage, val_macc()):
+                model.load_state_dict(kept_state)
+            kept_state = _copy_state(model)
             self._save_stage(stage, fingerprint, {
                 "model": model.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
                 "centre": centre.state_dict(), "centre_optimiser": centre_optimiser.state_dict(),
+                "guard": {"best": guard.best, "kept": guard.kept, "decisions": guard.decisions} if guard else {},
             })
+        self.stages_ = guard.decisions if guard else []
+        self.kept_stage_ = guard.kept if guard else stages[-1]
+        self.val_mAcc_ = guard.best if guard else None
         model.eval()
         return model
 
@@ -254,6 +323,10 @@ class LongTailTrainer:
         targets = torch.as_tensor(labels, device=self.device)
         torch.manual_seed(cfg.seed + 101)
         model.classifier.reset_parameters()
+        if cfg.crt_solver == "converged":
+            fit = fit_linear_head(model.classifier, features, targets, "balanced", weight_decay=cfg.weight_decay)
+            self._log("crt", 0, 1, fit["loss"])
+            return
         optimiser = torch.optim.SGD(model.classifier.parameters(), lr=cfg.crt_lr, momentum=cfg.momentum,
                                     weight_decay=cfg.weight_decay)
         per_epoch = max(1, math.ceil(len(labels) / cfg.batch_size))
@@ -276,6 +349,10 @@ class LongTailTrainer:
         self.progress.update((epoch + 1) / max(1, epochs), f"{stage.upper()} epoch {epoch + 1}/{epochs} loss {loss:.4f}")
 
 
+def _copy_state(model: torch.nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def centre_step(centre: CenterLoss, centre_optimiser: torch.optim.Optimizer, weight: float) -> None:
     """Move the centres by the gradient of the *unweighted* centre loss (their grad holds weight x that)."""
     centre.centres.grad.mul_(1.0 / weight)
@@ -286,7 +363,8 @@ def evaluate_classifier(model: PhotoClassifier, collection: PhotoCollection, spl
                         tail: list[int], device, batch_size: int = 64, num_workers: int = 0) -> dict:
     """Class-wise metrics of ``model`` on one split of ``collection`` (raw logits, centre crop)."""
     index = collection.indices(split)
-    dataset = PhotoDataset(collection, index, image_size, train=False)
+    dataset = PhotoDataset(collection, index, image_size, train=False, mean=model.backbone.mean,
+                           std=model.backbone.std)
     logits = predict_logits(model, dataset, batch_size, device, num_workers)
     predicted = logits.argmax(1).numpy()
     return classwise_metrics(collection.labels[index], predicted, len(collection.classes), tail)

@@ -60,6 +60,11 @@ def classwise_metrics(y_true, y_pred, n_classes: int, tail: list[int]) -> dict:
     }
 
 
+def mean_class_accuracy(y_true, y_pred, n_classes: int) -> float:
+    """mAcc alone (the figure that decides whether a training stage is kept)."""
+    return classwise_metrics(y_true, y_pred, n_classes, [])["mAcc"]
+
+
 def plot_confusion_matrix(matrix: np.ndarray, classes: list[str], path: str | Path, title: str = "") -> None:
     """Row-normalised confusion matrix as a PNG (rows: true mineral)."""
     import matplotlib

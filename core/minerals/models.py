@@ -1,8 +1,8 @@
 """Networks for mineral identification: plain ``nn.Module``s, no file I/O except loading a weights file.
 
-- :class:`PhotoClassifier`: a torchvision ResNet split into feature extractor + linear classifier (seed 002).
-- :class:`SSFResNet`: a frozen ResNet whose stem and four stages are followed by trainable
-  scale-and-shift (SSF) layers (seed 003).
+- :class:`PhotoClassifier`: a backbone (:mod:`core.minerals.backbones`) + linear classifier (seed 002).
+- :class:`SSFBackbone`: a frozen backbone whose stem and stages are each followed by a trainable
+  scale-and-shift (SSF) layer (seed 003).
 - :class:`MultimodalIdentifier`: SSF image branch + property encoder, per-sample modality gate,
   variational information bottleneck, one head per combination of available properties.
 """
@@ -15,68 +15,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.errors import InvalidInputError
+from core.minerals.backbones import Backbone, build_backbone
 
-RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 N_PROPERTIES = 3
 N_COMBINATIONS = 2**N_PROPERTIES  # which of hardness/luster/streak are present (0 = photo only)
 
 
-def build_resnet(arch: str, weights_path: str | Path | None = None):
-    """A torchvision ResNet, from scratch or with a user-supplied (e.g. ImageNet) weights file.
-
-    The file is read with ``weights_only=True`` (no code runs on load); a
-    state dict, or one under ``state_dict``/``model``, with or without a
-    ``module.`` prefix. Its classifier (``fc``) is dropped: the mineral
-    classifier is always new.
-    """
-    import torchvision
-
-    if arch not in RESNETS:
-        raise InvalidInputError(f"unknown backbone {arch!r}: choose one of {', '.join(RESNETS)}")
-    net = getattr(torchvision.models, arch)(weights=None)
-    if weights_path:
-        path = Path(weights_path).expanduser()
-        if not path.is_file():
-            raise InvalidInputError(f"weights file {path} does not exist")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - pickled code, corrupt file, not a torch file
-            raise InvalidInputError(f"cannot read the weights file {path} as plain tensors: {exc}") from None
-        for key in ("state_dict", "model"):
-            if isinstance(state, dict) and isinstance(state.get(key), dict):
-                state = state[key]
-        if not isinstance(state, dict):
-            raise InvalidInputError(f"weights file {path} does not hold a state dict")
-        state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
-        try:
-            missing, _ = net.load_state_dict(state, strict=False)
-        except RuntimeError as exc:  # tensor shapes of another architecture
-            raise InvalidInputError(
-                f"weights file {path} does not fit a {arch} ({str(exc).splitlines()[-1].strip()}); "
-                f"choose the matching --backbone"
-            ) from None
-        missing = [k for k in missing if not k.startswith("fc.")]
-        if missing:
-            raise InvalidInputError(
-                f"weights file {path} does not fit a {arch}: {len(missing)} tensors missing (e.g. {missing[0]}); "
-                f"choose the matching --backbone"
-            )
-    net.fc = nn.Identity()
-    return net
-
-
-def _last_channels(backbone: nn.Module) -> int:
-    return _stage_channels(backbone.layer4)
-
-
 class PhotoClassifier(nn.Module):
-    """ResNet features -> linear classifier. ``forward`` gives raw logits (and features on request)."""
+    """Backbone features -> linear classifier. ``forward`` gives raw logits (and features on request)."""
 
-    def __init__(self, arch: str, n_classes: int, weights_path: str | Path | None = None) -> None:
+    def __init__(self, arch: str, n_classes: int, weights_path: str | Path | None = None,
+                 pretrained: bool = True) -> None:
         super().__init__()
-        self.backbone = build_resnet(arch, weights_path)
-        self.n_features = _last_channels(self.backbone)
+        self.backbone = build_backbone(arch, weights_path, pretrained)
+        self.n_features = self.backbone.n_features
         self.classifier = nn.Linear(self.n_features, n_classes)
 
     def forward(self, images: torch.Tensor, with_features: bool = False):
@@ -98,23 +50,21 @@ class SSF(nn.Module):
         return x * self.gamma.view(shape) + self.beta.view(shape)
 
 
-class SSFResNet(nn.Module):
-    """A frozen ResNet with trainable SSF layers after the stem and after each stage.
+class SSFBackbone(nn.Module):
+    """A frozen backbone with a trainable SSF layer after each of its stages (stem first).
 
     The backbone's weights never get gradients and it always runs in eval
     mode (its BatchNorm statistics stay put), but gradients flow *through* it
     to the SSF layers - so nothing here runs under ``no_grad``.
     """
 
-    def __init__(self, backbone: nn.Module) -> None:
+    def __init__(self, backbone: Backbone) -> None:
         super().__init__()
         self.backbone = backbone
         for p in self.backbone.parameters():
             p.requires_grad_(False)
-        stages = [backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4]
-        channels = [backbone.bn1.num_features] + [_stage_channels(s) for s in stages]
-        self.ssf = nn.ModuleList(SSF(c) for c in channels)
-        self.n_features = channels[-1]
+        self.ssf = nn.ModuleList(SSF(c) for c in backbone.stage_channels)
+        self.n_features = backbone.n_features
         self.backbone.eval()
 
     def train(self, mode: bool = True):
@@ -123,16 +73,10 @@ class SSFResNet(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        b = self.backbone
-        x = self.ssf[0](b.maxpool(b.relu(b.bn1(b.conv1(images)))))
-        for ssf, stage in zip(self.ssf[1:], (b.layer1, b.layer2, b.layer3, b.layer4)):
+        x = images
+        for ssf, stage in zip(self.ssf, self.backbone.stages):
             x = ssf(stage(x))
-        return torch.flatten(b.avgpool(x), 1)
-
-
-def _stage_channels(stage: nn.Module) -> int:
-    block = stage[-1]
-    return int((block.bn3 if hasattr(block, "bn3") else block.bn2).num_features)
+        return self.backbone.pool(x)
 
 
 class PropertyEncoder(nn.Module):
@@ -165,7 +109,7 @@ def _confidence(logits: torch.Tensor) -> torch.Tensor:
 class MultimodalIdentifier(nn.Module):
     """Photo + properties -> mineral, robust to missing and wrong properties.
 
-    - image branch: :class:`SSFResNet` (frozen backbone + SSF), property branch: :class:`PropertyEncoder`;
+    - image branch: :class:`SSFBackbone` (frozen backbone + SSF), property branch: :class:`PropertyEncoder`;
     - dynamic weighting: each modality has an auxiliary head; a small gate sees,
       per sample, both heads' confidence, how much they agree and which properties
       are present, and scales each modality's features (the property weight is 0
@@ -176,13 +120,13 @@ class MultimodalIdentifier(nn.Module):
     - one linear head on z per combination of available properties (added to a shared head).
     """
 
-    def __init__(self, backbone: nn.Module, n_classes: int, property_features: int = 36,
+    def __init__(self, backbone: Backbone, n_classes: int, property_features: int = 36,
                  hidden: int = 256, bottleneck: int = 64) -> None:
         super().__init__()
-        self.image_branch = SSFResNet(backbone)
+        self.image_branch = SSFBackbone(backbone)
         self.property_encoder = PropertyEncoder(property_features)
         n_image = self.image_branch.n_features
-        # Pooled ResNet features are ~20x larger than the property features; normalising them
+        # Pooled backbone features are ~20x larger than the property features; normalising them
         # keeps the properties from being drowned out in the fused vector.
         self.image_norm = nn.LayerNorm(n_image)
         self.image_head = nn.Linear(n_image, n_classes)

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.minerals import DEFAULT_BACKBONE
 from core.minerals.datasets import PhotoCollection, PhotoDataset
 from core.minerals.losses import log_class_prior
+from core.minerals.metrics import mean_class_accuracy
 from core.minerals.models import (
     N_PROPERTIES,
     MultimodalIdentifier,
@@ -35,7 +37,7 @@ ERROR_RATES = (0.0, 0.3, 0.6)
 
 @dataclass
 class MultimodalConfig:
-    arch: str = "resnet50"
+    arch: str = DEFAULT_BACKBONE
     image_size: int = 224
     batch_size: int = 64
     epochs: int = 30
@@ -82,7 +84,7 @@ class MultimodalTrainer:
         model = MultimodalIdentifier(backbone, len(collection.classes), cfg.property_features, cfg.hidden,
                                      cfg.bottleneck).to(self.device)
         train_idx = collection.indices("train")
-        dataset = PhotoDataset(collection, train_idx, cfg.image_size, train=True)
+        dataset = PhotoDataset(collection, train_idx, cfg.image_size, train=True, mean=backbone.mean, std=backbone.std)
         labels_train = collection.labels[train_idx]
         rng = np.random.default_rng([cfg.seed, 3])
         per_epoch = max(1, math.ceil(len(train_idx) / cfg.batch_size))
@@ -97,6 +99,8 @@ class MultimodalTrainer:
                      if cfg.sampling == "uniform" else None)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, cfg.epochs * per_epoch))
         self.progress.stage("multimodal", "Multimodal model: SSF + property encoder + variational bottleneck", weight=1.0)
+        val_photos = self._val_photos(model, collection)
+        best, self.val_mAcc_, self.kept_epoch_ = None, None, cfg.epochs
         for epoch in range(cfg.epochs):
             model.train()
             total, count = 0.0, 0
@@ -119,8 +123,39 @@ class MultimodalTrainer:
                 count += len(labels)
             self.history_["loss"].append(round(total / max(1, count), 5))
             self.progress.update((epoch + 1) / cfg.epochs, f"epoch {epoch + 1}/{cfg.epochs} loss {total / max(1, count):.4f}")
+            if val_photos is not None:
+                macc = self._val_macc(model, val_photos)
+                self.history_.setdefault("val_mAcc", []).append(round(macc, 4))
+                if best is None or macc >= best[0]:  # an epoch that lowers validation mAcc is not kept
+                    best = (macc, epoch + 1, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        if best is not None:
+            model.load_state_dict(best[2])
+            self.val_mAcc_, self.kept_epoch_ = best[0], best[1]
+            self.progress.log(f"kept epoch {best[1]} of {cfg.epochs}: validation mAcc {best[0]:.3f}")
         model.eval()
         return model
+
+    @torch.no_grad()
+    def _val_macc(self, model: MultimodalIdentifier, val: tuple) -> float:
+        """mAcc on the validation photos, their properties corrupted as in training (fixed seed)."""
+        images, labels, properties = val
+        model.eval()
+        features = torch.cat([model.image_branch(x) for x in images.split(self.config.batch_size)])
+        given = corrupt_properties(properties, self.config.missing_rate, self.config.error_rate,
+                                   torch.Generator().manual_seed(self.config.seed + 7)).to(self.device)
+        predicted = model.fuse(features, given)["logits"].argmax(1).cpu().numpy()
+        return mean_class_accuracy(labels, predicted, model.shared_head.out_features)
+
+    def _val_photos(self, model: MultimodalIdentifier, collection: PhotoCollection):
+        """SSF-adapted features are recomputed each epoch from these (image tensors, labels, properties)."""
+        index = collection.indices("val")
+        if not len(index):
+            return None
+        backbone = model.image_branch.backbone
+        dataset = PhotoDataset(collection, index, self.config.image_size, train=False, mean=backbone.mean,
+                               std=backbone.std)
+        images, labels, properties = zip(*(dataset[i] for i in range(len(dataset))))
+        return torch.stack(images).to(self.device), np.asarray(labels), torch.stack(properties)
 
 
 def property_subsets() -> list[tuple[str, ...]]:
@@ -139,7 +174,8 @@ def robustness_table(model: MultimodalIdentifier, collection: PhotoCollection, s
     """
     model.eval()
     index = collection.indices(split)
-    dataset = PhotoDataset(collection, index, image_size, train=False)
+    backbone = model.image_branch.backbone
+    dataset = PhotoDataset(collection, index, image_size, train=False, mean=backbone.mean, std=backbone.std)
     features, labels, properties = [], [], []
     for images, y, props in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
         features.append(model.image_branch(images.to(device)))

@@ -15,14 +15,18 @@ import numpy as np
 import torch
 
 from core.errors import InvalidInputError
+from core.minerals.backbones import build_backbone
 from core.minerals.datasets import load_photo, photo_transform
-from core.minerals.models import MultimodalIdentifier, PhotoClassifier, build_resnet
+from core.minerals.models import MultimodalIdentifier, PhotoClassifier
 from core.minerals.properties import encode_properties
 
 FORMAT = "geoanomaly-minerals/1"
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.pt"
 KINDS = ("longtail", "baseline", "multimodal")
+# Below this top probability the answer is flagged "uncertain": the model finds another mineral at
+# least as likely as not, so the photo alone does not settle it.
+UNCERTAIN_BELOW = 0.5
 
 
 def save_model(folder: str | Path, network: torch.nn.Module, info: dict) -> None:
@@ -54,9 +58,10 @@ def build_network(info: dict) -> torch.nn.Module:
     n_classes = len(info["classes"])
     if info["kind"] == "multimodal":
         mm = info["multimodal"]
-        return MultimodalIdentifier(build_resnet(info["arch"]), n_classes, mm["property_features"], mm["hidden"],
-                                    mm["bottleneck"])
-    return PhotoClassifier(info["arch"], n_classes)
+        return MultimodalIdentifier(build_backbone(info["arch"], pretrained=False), n_classes, mm["property_features"],
+                                    mm["hidden"], mm["bottleneck"])
+    # The saved weights replace the pretrained ones: no need to read those first.
+    return PhotoClassifier(info["arch"], n_classes, pretrained=False)
 
 
 def load_model(folder: str | Path, device="cpu") -> tuple[torch.nn.Module, dict]:
@@ -66,18 +71,39 @@ def load_model(folder: str | Path, device="cpu") -> tuple[torch.nn.Module, dict]
     network = build_network(info)
     try:
         state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        network.load_state_dict(state)
+        network.load_state_dict(_stage_names(state))
     except Exception as exc:  # noqa: BLE001 - corrupt or mismatched weights
         raise InvalidInputError(f"weights in {folder / WEIGHTS_FILE} do not fit {MODEL_FILE}: {exc}") from None
     return network.to(device).eval(), info
 
 
+# Models saved before the backbones were split into stages name a ResNet's tensors as torchvision does.
+_RESNET_STAGES = {"conv1.": "stages.0.0.", "bn1.": "stages.0.1.", "layer1.": "stages.1.", "layer2.": "stages.2.",
+                  "layer3.": "stages.3.", "layer4.": "stages.4."}
+
+
+def _stage_names(state: dict) -> dict:
+    """``state`` with torchvision ResNet names (``backbone.layer1.0...``) renamed to the stage names."""
+    renamed = {}
+    for key, value in state.items():
+        for prefix in ("backbone.", "image_branch.backbone."):
+            rest = key.removeprefix(prefix)
+            if rest != key:
+                old = next((o for o in _RESNET_STAGES if rest.startswith(o)), None)
+                if old is not None:
+                    key = prefix + _RESNET_STAGES[old] + rest[len(old):]
+                break
+        renamed[key] = value
+    return renamed
+
+
 def load_photo_backbone(folder: str | Path) -> tuple[torch.nn.Module, str]:
     """The feature extractor of a trained photo-only model (to freeze under the multimodal model)."""
     network, info = load_model(folder)
-    if info["kind"] == "multimodal":
-        return network.image_branch.backbone, info["arch"]
-    return network.backbone, info["arch"]
+    backbone = network.image_branch.backbone if info["kind"] == "multimodal" else network.backbone
+    first = info.get("backbone", {}).get("weights", "unknown")
+    backbone.origin = f"the feature extractor of the model {Path(folder).name} (first weights: {first})"
+    return backbone, info["arch"]
 
 
 class MineralIdentifier:
@@ -88,7 +114,8 @@ class MineralIdentifier:
         self.info = info
         self.device = torch.device(device)
         self.classes: list[str] = info["classes"]
-        self.transform = photo_transform(int(info["image_size"]), train=False)
+        backbone = network.image_branch.backbone if self.uses_properties else network.backbone
+        self.transform = photo_transform(int(info["image_size"]), False, backbone.mean, backbone.std)
 
     @classmethod
     def load(cls, folder: str | Path, device="cpu") -> MineralIdentifier:
@@ -114,3 +141,8 @@ class MineralIdentifier:
         probabilities = logits.softmax(dim=1)[0].cpu().numpy()
         order = np.argsort(-probabilities)[: max(1, top)]
         return [{"mineral": self.classes[i], "probability": round(float(probabilities[i]), 5)} for i in order]
+
+
+def is_uncertain(rows: list[dict]) -> bool:
+    """True when the best answer's probability is below :data:`UNCERTAIN_BELOW`."""
+    return not rows or rows[0]["probability"] < UNCERTAIN_BELOW

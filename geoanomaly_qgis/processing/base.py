@@ -500,8 +500,8 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         """Queue a result layer: loaded when the run ends (dialog, runAndLoadResults), styled, in the run's group.
 
         ``kind`` is "raster" or "vector"; ``style`` "anomaly" (heat map), "prospectivity" (0..1 ramp),
-        "classes" (named prospectivity classes), "points" (graduated on anomaly_score), "deposits" (stars)
-        or None; lower ``rank`` is drawn on top.
+        "classes" (named prospectivity classes), "points" (graduated on anomaly_score), "deposits" (stars),
+        "queries" (places to check next) or None; lower ``rank`` is drawn on top.
         """
         if context.project() is None:  # qgis_process, or a context without a project: nothing to load into
             return

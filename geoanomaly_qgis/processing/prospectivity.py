@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFile,
+    QgsProcessingOutputHtml,
     QgsProcessingOutputNumber,
     QgsProcessingOutputRasterLayer,
     QgsProcessingOutputVectorLayer,
@@ -73,6 +74,7 @@ class ProspectivityActiveLearning(EngineAlgorithm):
     TOP10 = "TOP10"
     TOP20 = "TOP20"
     SUCCESS_RATE_PLOT = "SUCCESS_RATE_PLOT"
+    FIGURES = "FIGURES"
 
     def define_parameters(self) -> None:
         self.addParameter(QgsProcessingParameterMultipleLayers(
@@ -114,6 +116,7 @@ class ProspectivityActiveLearning(EngineAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.TOP10, self.tr("Share of deposits in the top 10 % of the area")))
         self.addOutput(QgsProcessingOutputNumber(self.TOP20, self.tr("Share of deposits in the top 20 % of the area")))
         self.addOutput(QgsProcessingOutputFile(self.SUCCESS_RATE_PLOT, self.tr("Success-rate curve (PNG)")))
+        self.addOutput(QgsProcessingOutputHtml(self.FIGURES, self.tr("The map next to its alternatives")))
 
     def check_inputs(self, parameters, context) -> None:
         super().check_inputs(parameters, context)
@@ -188,6 +191,7 @@ class ProspectivityActiveLearning(EngineAlgorithm):
             self.CLASSES: str(classes) if classes.is_file() else None,
             self.QUERIES: queries_uri if queries.is_file() else None,
             self.SUCCESS_RATE_PLOT: str(plot) if plot.is_file() else None,
+            self.FIGURES: write_figures_page(out, record) if plot.is_file() else None,
             self.TOP10: top.get("10"),
             self.TOP20: top.get("20"),
         })
@@ -202,9 +206,40 @@ class ProspectivityActiveLearning(EngineAlgorithm):
             self.load_on_completion(context, run, classes, f"Prospectivity classes (cycle {cycle})", "raster",
                                     "classes", rank=95, output_name=self.CLASSES)
         if queries.is_file():
-            self.load_on_completion(context, run, queries_uri, f"Query points to label (cycle {cycle})", "vector",
-                                    None, rank=5, output_name=self.QUERIES)
+            self.load_on_completion(context, run, queries_uri, f"Places to check next (cycle {cycle})", "vector",
+                                    "queries", rank=5, output_name=self.QUERIES)
         return outputs
 
     def run_label(self, parameters, context) -> str:
         return "prospectivity"
+
+
+def write_figures_page(out: Path, record: dict) -> str:
+    """``figures.html`` in the run folder: the plot and, per map, the held-out deposits it captures.
+
+    Processing's Results Viewer shows it, so the geologist sees the map next to
+    the evidence alone and the classical methods without opening files.
+    """
+    metrics = record.get("metrics") or {}
+    rows = [("KDAL prospectivity map", metrics.get("prospectivity") or {}),
+            ("evidence alone", metrics.get("anomaly_map_alone") or {}),
+            *((name, figures) for name, figures in (metrics.get("baselines") or {}).items())]
+    lines = []
+    for name, figures in rows:
+        top = figures.get("deposits_in_top_area") or {}
+        cells = "".join(f"<td>{top[k] * 100:.0f} %</td>" if k in top else "<td></td>" for k in ("5", "10", "20"))
+        auc = figures.get("auc")
+        lines.append(f"<tr><td>{name}</td>{cells}<td>{auc:.3f}</td></tr>" if isinstance(auc, float)
+                     else f"<tr><td>{name}</td>{cells}<td></td></tr>")
+    check = metrics.get("never_worse_than_evidence") or {}
+    verdict = ("" if not check else "<p>On held-out deposits the map captures at least as many as the evidence alone."
+               "</p>" if check.get("holds") else "<p><b>On held-out deposits the map captures fewer deposits than the "
+               "evidence alone: prefer the evidence raster.</b></p>")
+    html = (f"<h3>Prospectivity, cycle {record.get('cycle', '')}</h3>"
+            f"<p>Figures from {metrics.get('figures_from', '')}.</p>{verdict}"
+            "<table border='1' cellpadding='3'><tr><th>map</th><th>deposits in top 5 % of area</th>"
+            "<th>top 10 %</th><th>top 20 %</th><th>success-rate AUC</th></tr>" + "".join(lines) + "</table>"
+            f"<p><img src='{(out / 'success_rate.png').resolve().as_uri()}' width='900'></p>")
+    path = out / "figures.html"
+    path.write_text(html, encoding="utf-8")
+    return str(path)

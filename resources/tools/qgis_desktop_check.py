@@ -114,6 +114,10 @@ def shoot():
     canvas.waitWhileRendering()
     QApplication.processEvents()
     report["project_crs"] = QgsProject.instance().crs().authid()
+    root = QgsProject.instance().layerTreeRoot()
+    report["tree_at_screenshot"] = [[child.name(), [n.name() for n in getattr(child, "children", list)()]]
+                                    for child in root.children()]
+    report["layer_order_at_screenshot"] = [layer.name() for layer in root.layerOrder()]
     report["screenshot"] = iface.mainWindow().grab().save(str(OUT / "qgis_desktop.png"))
     report["canvas_screenshot"] = canvas.grab().save(str(OUT / "qgis_map_canvas.png"))
     QTimer.singleShot(200, dialogs)

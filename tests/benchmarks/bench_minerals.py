@@ -1,26 +1,32 @@
-"""Mineral identification on the synthetic long-tailed photo set: accuracy figures and speed.
+"""Mineral identification (issue 12): accuracy of the pretrained default, the small-collection failure of
+the old cRT, default Train time and memory, Identify latency, the multimodal table.
 
-Run with ``make bench`` (or ``.venv/bin/python tests/benchmarks/bench_minerals.py [--quick]``);
-prints the tables and writes ``bench_output/minerals.json``.
+Run with ``make bench`` (or ``.venv/bin/python tests/benchmarks/bench_minerals.py [--quick]``); prints
+the tables and writes ``bench_output/minerals.json``. The CPU figures are for ``--threads`` (default 2)
+torch threads; CPU seconds are reported beside wall seconds because a shared machine inflates the latter.
 
-1. Baseline (plain cross-entropy) vs FEA -> CFL -> cRT, same photos, split,
-   backbone and epochs: accuracy, mAcc, tail mAcc, CwASD, CwARange on a
-   balanced test folder (20 photos per mineral).
-2. The multimodal model on the long-tailed model's frozen backbone: accuracy
-   for every subset of available properties x error rates 0 / 30 / 60 %, and
-   its parameter overhead (also for the default ResNet-50).
-3. Speed on 2 CPU threads (and on the GPU when there is one): training
-   images/second, and the latency of identifying one photo with the default
-   model (ResNet-50, 224 px) - in-process, and end to end through the command
-   line as the QGIS dock runs it.
-All runs go through ``geoanomaly minerals`` (``core.cli.main``), so each
-leaves its run.json beside the model in ``bench_output/minerals/``.
+1. Long-tailed set: the synthetic Minerals-36 stand-in (36 minerals, imbalance 80, a balanced test
+   folder of 20 photos per mineral). The quick default (frozen ImageNet EfficientNet-Lite0, cached
+   features): plain cross-entropy (baseline) vs the guarded long-tailed classifier stages, per seed
+   (the seed draws the augmented views) and their mean: accuracy, mAcc, tail mAcc, CwASD, CwARange.
+2. Small collection: 10 minerals (5 look-alike pairs), 20-40 photos each (~300 in all), split 70/10/20.
+   - the old default, as in issue 12 (ResNet-18 from scratch, FEA 15 / CFL 8 / cRT 4 epochs, published
+     SGD cRT, every stage kept) - reproduces the cRT collapse;
+   - the same schedule with the new safety (cRT converged, stages guarded by validation mAcc);
+   - the new quick default.
+3. Default Train (``geoanomaly minerals train --data DIR --out M``) on those 300 photos, in a fresh
+   process: wall and CPU seconds, peak memory (max RSS).
+4. Identify with the default model: cold (a fresh ``minerals predict`` process) and warm (loaded model).
+5. The multimodal model on the default backbone (small collection): accuracy for every subset of
+   available properties x error rates 0 / 30 / 60 %.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,6 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from core.cli import main as geoanomaly  # noqa: E402
@@ -37,6 +44,8 @@ from core.cli import main as geoanomaly  # noqa: E402
 OUT = REPO / "bench_output"
 WORK = OUT / "minerals"
 HEADLINE = ("accuracy", "mAcc", "tail_mAcc", "CwASD", "CwARange")
+SMALL_MINERALS = ("Pyrite", "Gold", "Quartz", "Halite", "Galena", "Magnetite", "Chalcopyrite", "Marcasite",
+                  "Wulfenite", "Sulphur")
 
 
 def _run(argv: list[str]) -> None:
@@ -46,171 +55,217 @@ def _run(argv: list[str]) -> None:
         raise SystemExit(f"geoanomaly {' '.join(argv[:2])} failed with exit code {code}")
 
 
-def accuracy_runs(quick: bool, threads: int, reuse: bool = False) -> dict:
-    photos = WORK / "photos"
-    size = 32
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- 1. long-tailed set -----------------------------------------------------------------------------------
+
+
+def longtail_set(per_class_max: int) -> Path:
+    photos = WORK / "photos36"
     if not (photos / "properties.csv").is_file():
-        _run(["minerals", "synth", "--out", str(photos), "--per-class-max", "300", "--imbalance", "80",
-              "--size", str(size), "--test-per-class", "20", "--seed", "0", "--progress", "plain"])
-    fea, cfl, crt, mm_epochs = (2, 1, 2, 1) if quick else (12, 8, 10, 8)
-    common = ["--data", str(photos), "--backbone", "resnet18", "--image-size", str(size), "--batch-size", "64",
-              "--warmup-epochs", "2", "--threads", str(threads), "--progress", "plain", "--restart"]
+        _run(["minerals", "synth", "--out", str(photos), "--per-class-max", str(per_class_max), "--imbalance", "80",
+              "--size", "64", "--test-per-class", "20", "--seed", "0", "--progress", "plain"])
+    return photos
+
+
+def longtail_runs(photos: Path, seeds: list[int], image_size: int, views: int) -> dict:
+    """Baseline and long-tailed classifiers of the quick default, per seed, on the balanced test folder."""
+    from core.minerals.datasets import PhotoDataset, scan_photo_folder
+    from core.minerals.metrics import classwise_metrics
+    from core.minerals.quick import QuickConfig, QuickTrainer, extract_features
+    from core.progress import Progress
+
+    collection = scan_photo_folder(photos)
+    test = collection.indices("test")
+    per_seed, test_features = [], None
+    for seed in seeds:
+        start, cpu = time.perf_counter(), _cpu_seconds()
+        trainer = QuickTrainer(QuickConfig(image_size=image_size, views=views, seed=seed), torch.device("cpu"),
+                               Progress(mode="none"))
+        model = trainer.fit(collection)
+        seconds = {"wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(_cpu_seconds() - cpu, 1)}
+        if test_features is None:
+            b = model.backbone
+            test_features = extract_features(b, PhotoDataset(collection, test, image_size, False, mean=b.mean,
+                                                             std=b.std), 32, torch.device("cpu"))
+        row = {"seed": seed, "train_time": seconds, "stages": trainer.stages_, "kept": trainer.kept_stage_}
+        for name, stage in (("baseline", "ce"), ("longtail", trainer.kept_stage_), ("fea_only", "fea"),
+                            ("crt_unguarded", "crt")):
+            model.classifier.load_state_dict(trainer.heads_[stage])
+            with torch.no_grad():
+                predicted = model.classifier(test_features).argmax(1).numpy()
+            m = classwise_metrics(collection.labels[test], predicted, len(collection.classes), trainer.tail_classes_)
+            row[name] = {k: round(float(m[k]), 4) for k in HEADLINE}
+        per_seed.append(row)
+        print(f"seed {seed}: baseline {row['baseline']}  longtail {row['longtail']} (kept {row['kept']})", flush=True)
+    mean = {name: {k: round(float(np.mean([r[name][k] for r in per_seed])), 4) for k in HEADLINE}
+            for name in ("baseline", "longtail", "fea_only", "crt_unguarded")}
+    return {"per_seed": per_seed, "mean": mean, "n_train": int(len(collection.indices("train"))),
+            "n_test": int(len(test)), "image_size": image_size, "views": views}
+
+
+# -- 2./3. small collection -------------------------------------------------------------------------------
+
+
+def small_collection() -> Path:
+    """10 minerals (5 look-alike pairs), 20-40 photos each, 256 px photos: about 300 in all."""
+    from core.minerals.synthetic import write_synthetic_photo_set
+
+    photos = WORK / "small10"
+    if not photos.is_dir():
+        staging = WORK / "small10.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        write_synthetic_photo_set(staging, n_max=40, imbalance=2.0, size=256, seed=5)
+        for sub in staging.iterdir():
+            if sub.is_dir() and sub.name not in SMALL_MINERALS:
+                shutil.rmtree(sub)
+        staging.rename(photos)
+    return photos
+
+
+def small_runs(photos: Path, threads: int, quick: bool) -> dict:
+    epochs = ["--fea-epochs", "2", "--cfl-epochs", "1", "--crt-epochs", "1"] if quick else \
+        ["--fea-epochs", "15", "--cfl-epochs", "8", "--crt-epochs", "4"]
+    split = ["--val-fraction", "0.1", "--test-fraction", "0.2"]
+    old = ["--schedule", "full", "--backbone", "resnet18", "--image-size", "64", *epochs, "--warmup-epochs", "2",
+           "--min-stage-steps", "0"]
     commands = {
-        "baseline": ["minerals", "train", "--model", "baseline", *common, "--lr", "0.05", "--fea-epochs", str(fea),
-                     "--cfl-epochs", str(cfl), "--out", str(WORK / "baseline")],
-        "longtail": ["minerals", "train", "--model", "longtail", *common, "--lr", "0.05", "--fea-epochs", str(fea),
-                     "--cfl-epochs", str(cfl), "--crt-epochs", str(crt), "--crt-lr", "0.01", "--out", str(WORK / "longtail")],
-        "multimodal": ["minerals", "train", "--model", "multimodal", *common, "--photo-model", str(WORK / "longtail"),
-                       "--epochs", str(mm_epochs), "--out", str(WORK / "multimodal")],
+        "old_full_resnet18_scratch": [*old, "--crt-solver", "sgd", "--keep-every-stage"],
+        "new_full_resnet18_scratch": old,
+        "new_quick_default": [],
     }
     results = {}
-    for name, argv in commands.items():
-        if not (reuse and (WORK / name / "run.json").is_file()):
+    for name, extra in commands.items():
+        for kind in ("baseline", "longtail"):
+            if name == "new_quick_default" and kind == "baseline":
+                continue  # the quick longtail run fits (and reports) its own plain baseline
+            out = WORK / f"small_{name}_{kind}"
+            argv = ["minerals", "train", "--data", str(photos), "--model", kind, "--out", str(out), *split, *extra,
+                    "--threads", str(threads), "--progress", "plain", "--restart"]
+            start, cpu = time.perf_counter(), _cpu_seconds()
             _run(argv)
-        run = json.loads((WORK / name / "run.json").read_text())
-        results[name] = {"metrics": run["metrics"], "seconds": run["timings_s"]["training"],
-                         "command": "geoanomaly " + " ".join(argv)}
+            run = json.loads((out / "run.json").read_text())
+            results[f"{name}/{kind}"] = {
+                "test": {k: run["metrics"].get(k) for k in HEADLINE}, "validation": run.get("validation"),
+                "training": run.get("training"), "wall_s": round(time.perf_counter() - start, 1),
+                "cpu_s": round(_cpu_seconds() - cpu, 1), "command": "geoanomaly " + " ".join(argv)}
     return results
 
 
-def training_throughput(device: torch.device, arch: str, size: int, batch: int, steps: int) -> float:
-    """Images/second of FEA training steps (forward + backward + SGD) on random photos."""
-    from core.minerals.losses import log_class_prior, logit_adjusted_cross_entropy
-    from core.minerals.models import PhotoClassifier
-
-    model = PhotoClassifier(arch, 36).to(device).train()
-    optimiser = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    prior = log_class_prior(range(1, 37)).to(device)
-    images = torch.randn(batch, 3, size, size, device=device)
-    labels = torch.randint(0, 36, (batch,), device=device)
-
-    def step():
-        loss = logit_adjusted_cross_entropy(model(images), labels, prior)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-
-    step()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+def default_train(photos: Path, threads: int) -> dict:
+    """The default Train in a fresh process: wall, CPU seconds and peak memory of that process."""
+    out = WORK / "default_model"
+    shutil.rmtree(out, ignore_errors=True)
+    argv = [sys.executable, "-m", "core", "minerals", "train", "--data", str(photos), "--out", str(out),
+            "--threads", str(threads), "--progress", "none"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return batch * steps / (time.perf_counter() - start)
+    subprocess.run(argv, check=True, cwd=REPO)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run = json.loads((out / "run.json").read_text())
+    return {"command": " ".join(argv[1:]), "photos": run["data"]["photos"], "wall_s": round(wall, 1),
+            "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+            "peak_rss_mb": round(after.ru_maxrss / 1024, 1), "validation_mAcc": run["validation"]["mAcc"],
+            "test": {k: run["metrics"].get(k) for k in HEADLINE}}
 
 
-def prediction_latency(device: torch.device, photo: Path, kind: str, repeats: int = 10) -> dict:
-    """Seconds to identify one photo with a default-sized (ResNet-50, 224 px) model, warm and cold."""
-    from core.minerals.models import MultimodalIdentifier, PhotoClassifier, build_resnet
-    from core.minerals.properties import MINERALS_36
-    from core.minerals.saved import MineralIdentifier, save_model
+def identify_latency(photo: Path, threads: int, repeats: int = 20) -> dict:
+    from core.minerals.saved import MineralIdentifier
 
-    folder = WORK / f"default_{kind}"
-    classes = sorted(MINERALS_36)
-    if kind == "multimodal":
-        network = MultimodalIdentifier(build_resnet("resnet50"), 36)
-        info = {"multimodal": {"property_features": 36, "hidden": 256, "bottleneck": 64}}
-    else:
-        network = PhotoClassifier("resnet50", 36)
-        info = {"tail_classes": []}
-    save_model(folder, network, {"kind": kind, "arch": "resnet50", "classes": classes, "image_size": 224, **info})
+    folder = WORK / "default_model"
+    argv = [sys.executable, "-m", "core", "minerals", "predict", "--model", str(folder), str(photo), "--json",
+            "--threads", str(threads), "--device", "cpu", "--progress", "none"]
     start = time.perf_counter()
-    identifier = MineralIdentifier.load(folder, device)
-    load_s = time.perf_counter() - start
-    props = {"hardness": "3", "luster": "metallic"} if kind == "multimodal" else {}
-    identifier.identify(photo, **props)  # warm-up
-    times = []
+    subprocess.run(argv, check=True, capture_output=True, cwd=REPO)
+    cold = time.perf_counter() - start
+    start = time.perf_counter()
+    identifier = MineralIdentifier.load(folder, "cpu")
+    load = time.perf_counter() - start
+    identifier.identify(photo)
+    times, cpu = [], _cpu_seconds()
     for _ in range(repeats):
         start = time.perf_counter()
-        identifier.identify(photo, **props)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        identifier.identify(photo)
         times.append(time.perf_counter() - start)
-    result = {"model_load_s": round(load_s, 3), "identify_median_s": round(statistics.median(times), 4),
-              "identify_max_s": round(max(times), 4)}
-    if device.type == "cpu":
-        # End to end as the QGIS dock runs it: a fresh engine process (Python + torch start, model load, one photo).
-        argv = [sys.executable, "-m", "core", "minerals", "predict", "--model", str(folder), str(photo), "--json",
-                "--threads", str(torch.get_num_threads()), "--device", "cpu", "--progress", "none"]
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True, cwd=REPO)
-        result["command_line_s"] = round(time.perf_counter() - start, 3)
-    return result
+    return {"cold_command_line_s": round(cold, 3), "model_load_s": round(load, 3),
+            "warm_median_s": round(statistics.median(times), 4), "warm_max_s": round(max(times), 4),
+            "warm_cpu_s_per_photo": round((_cpu_seconds() - cpu) / repeats, 4)}
 
 
-def speed(threads: int, quick: bool) -> dict:
-    photo = next((WORK / "photos" / "test" / "Quartz").iterdir())
-    steps = 2 if quick else 5
-    results = {}
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    for device in devices:
-        if device.type == "cpu":
-            torch.set_num_threads(threads)
-        from core.device import describe_device
-
-        label = describe_device(device)
-        results[label] = {
-            "train_images_per_s": {
-                "resnet50_224px_batch16": round(training_throughput(device, "resnet50", 224, 16 if device.type == "cpu" else 128, steps), 1),
-                "resnet18_32px_batch64": round(training_throughput(device, "resnet18", 32, 64, steps * 4), 1),
-            },
-            "predict_one_photo_resnet50_224px": {kind: prediction_latency(device, photo, kind) for kind in ("longtail", "multimodal")},
-        }
-    return results
-
-
-def parameter_overhead_default() -> dict:
-    from core.minerals.models import MultimodalIdentifier, build_resnet
-    from core.minerals.multimodal import parameter_overhead
-
-    return parameter_overhead(MultimodalIdentifier(build_resnet("resnet50"), 36))
+def multimodal_run(photos: Path, threads: int, quick: bool) -> dict:
+    out = WORK / "small_multimodal"
+    argv = ["minerals", "train", "--data", str(photos), "--model", "multimodal", "--out", str(out),
+            "--val-fraction", "0.1", "--test-fraction", "0.2", "--image-size", "128",
+            "--epochs", "1" if quick else "6", "--threads", str(threads), "--progress", "plain"]
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    _run(argv)
+    run = json.loads((out / "run.json").read_text())
+    return {"robustness": run["metrics"]["robustness"], "parameter_overhead": run["metrics"]["parameter_overhead"],
+            "backbone": run["backbone"], "wall_s": round(time.perf_counter() - start, 1),
+            "cpu_s": round(_cpu_seconds() - cpu, 1), "command": "geoanomaly " + " ".join(argv)}
 
 
 def report(out: dict) -> None:
-    acc = out["accuracy_runs"]
-    print("\nBaseline (plain CE) vs FEA -> CFL -> cRT, synthetic Minerals-36 stand-in, balanced test folder:")
-    print(f"{'model':<12}" + "".join(f"{k:>11}" for k in HEADLINE) + f"{'train s':>10}")
-    for name in ("baseline", "longtail"):
-        m = acc[name]["metrics"]
-        print(f"{name:<12}" + "".join(f"{m[k]:>11.4f}" for k in HEADLINE) + f"{acc[name]['seconds']:>10.0f}")
-    print("\nMultimodal accuracy (test photos) by available properties and error rate:")
-    rows = acc["multimodal"]["metrics"].get("robustness", [])
-    subsets = list(dict.fromkeys(r["properties"] for r in rows))
-    print(f"{'properties':<24}{'0 %':>8}{'30 %':>8}{'60 %':>8}")
-    for subset in subsets:
-        cells = {r["error_rate"]: r["accuracy"] for r in rows if r["properties"] == subset}
-        print(f"{subset:<24}" + "".join(f"{cells[e]:>8.3f}" if e in cells else f"{'-':>8}" for e in (0.0, 0.3, 0.6)))
-    o = acc["multimodal"]["metrics"]["parameter_overhead"]
-    d = out["parameter_overhead_resnet50"]
-    print(f"parameter overhead: +{o['overhead_percent']} % over resnet18 ({o['added_parameters']} trainable), "
-          f"+{d['overhead_percent']} % over resnet50 ({d['added_parameters']} trainable, SSF {d['ssf_parameters']})")
-    print("\nSpeed:")
-    for device, s in out["speed"].items():
-        print(f"  {device}: training images/s {s['train_images_per_s']}")
-        for kind, p in s["predict_one_photo_resnet50_224px"].items():
-            print(f"    identify one photo ({kind}, resnet50 224 px): {p}")
+    if "longtail" in out:
+        lt = out["longtail"]
+        print(f"\n1. Long-tailed set ({lt['n_train']} training photos, {lt['n_test']} test), quick default, "
+              f"mean over seeds {[r['seed'] for r in lt['per_seed']]}:")
+        print(f"{'model':<16}" + "".join(f"{k:>11}" for k in HEADLINE))
+        for name, m in lt["mean"].items():
+            print(f"{name:<16}" + "".join(f"{m[k]:>11.4f}" for k in HEADLINE))
+    if "small" in out:
+        print("\n2. Small collection (10 minerals, 300 photos), test photos:")
+        for name, r in out["small"].items():
+            t = r["test"]
+            print(f"  {name:<42} accuracy {t['accuracy']:.3f} mAcc {t['mAcc']:.3f}   "
+                  f"({r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU)")
+    for key in ("default_train", "identify"):
+        if key in out:
+            print(f"\n{key}: {out[key]}")
+    if "multimodal" in out:
+        rows = out["multimodal"]["robustness"]
+        print("\n5. Multimodal accuracy (test photos) by available properties and error rate:")
+        print(f"{'properties':<24}{'0 %':>8}{'30 %':>8}{'60 %':>8}")
+        for subset in dict.fromkeys(r["properties"] for r in rows):
+            cells = {r["error_rate"]: r["accuracy"] for r in rows if r["properties"] == subset}
+            print(f"{subset:<24}" + "".join(f"{cells[e]:>8.3f}" if e in cells else f"{'-':>8}" for e in (0.0, 0.3, 0.6)))
 
 
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few epochs only (checks the script, not the figures)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (checks the script, not the figures)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2, the target machine)")
-    parser.add_argument("--skip-training", action="store_true", help="reuse the models already trained in bench_output/minerals (speed only)")
+    parser.add_argument("--parts", default="longtail,small,train,identify,multimodal",
+                        help="which parts to run (comma-separated)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     WORK.mkdir(parents=True, exist_ok=True)
-    out = {"photo_set": "synthetic, 36 minerals, imbalance 80, 300 photos in the largest class, 32 px; "
-                        "balanced test folder of 20 photos per mineral",
-           "tail_definition": "rarest minerals holding <= 20 % of the training photos",
-           "quick": args.quick, "threads": args.threads}
-    out["accuracy_runs"] = accuracy_runs(args.quick, args.threads, reuse=args.skip_training)
-    out["parameter_overhead_resnet50"] = parameter_overhead_default()
-    out["speed"] = speed(args.threads, args.quick)
-    report(out)
-    (OUT / "minerals.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\nwritten to {OUT / 'minerals.json'}")
+    parts = set(args.parts.split(","))
+    path = OUT / "minerals.json"
+    out = {"threads": args.threads, "quick": args.quick,
+           "note": "timings on a shared machine are inflated; CPU seconds are the steadier figure"}
+    small = small_collection()
+    if "longtail" in parts:
+        photos = longtail_set(40 if args.quick else 100)
+        out["longtail"] = longtail_runs(photos, [0] if args.quick else [0, 1, 2], 128, 2 if args.quick else 4)
+    if "small" in parts:
+        out["small"] = small_runs(small, args.threads, args.quick)
+    if "train" in parts:
+        out["default_train"] = default_train(small, args.threads)
+    if "identify" in parts:
+        out["identify"] = identify_latency(next((small / "Quartz").iterdir()), args.threads)
+    if "multimodal" in parts:
+        out["multimodal"] = multimodal_run(small, args.threads, args.quick)
+    # Parts may run in parallel processes: merge into what the file holds now, not at the start.
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged.update(out)
+    path.write_text(json.dumps(merged, indent=2) + "\n")
+    report(merged)
+    print(f"\nwritten to {path}")
     return out
 
 
