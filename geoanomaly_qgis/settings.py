@@ -144,7 +144,10 @@ class BackgroundCheck(QObject):
                 ok, text = check_engine(python, source)
             except Exception as exc:  # noqa: BLE001 - the dialog must leave its "checking" state
                 ok, text = False, f"The check itself failed: {exc}"
-            self.done.emit(ok, text)
+            try:
+                self.done.emit(ok, text)
+            except RuntimeError:  # the dialog was closed (and deleted) while the engine was checked
+                pass
 
         threading.Thread(target=work, name="geoanomaly-check-engine", daemon=True).start()
 

@@ -66,6 +66,7 @@ def test_without_a_commodity_the_log_says_commodity_blind(survey, capsys):
     table = read_samples(folder / "samples.csv", crs=CRS)
     result = run_detection(table, "pca", progress=Progress(mode="plain"))
     assert not result.suite and "readout:suite_halo" not in result.compared
+    assert result.map_name == "pca" and np.array_equal(result.scores, result.compared["pca"])
     assert COMMODITY_BLIND[:40] in capsys.readouterr().err
 
 
@@ -90,6 +91,11 @@ def test_detect_with_a_commodity_names_outputs_by_file(survey, tmp_path, capsys)
     again = pd.read_csv(tmp_path / "again" / "scores.csv")
     for column in ("commodity_level", "pathfinder_index", "suite_halo", "mahalanobis_halo", "anomaly_score"):
         np.testing.assert_allclose(again[column], scores[column], rtol=1e-6, err_msg=column)
+    # With a commodity the run's map is the detector's suite-halo readout; its own score stays a column.
+    assert record["map"] == "readout:mahalanobis_halo"
+    assert record["metrics"]["auc"] == record["metrics"]["auc_by_score"]["readout:mahalanobis_halo"]["mean"]
+    np.testing.assert_allclose(scores["anomaly_score"], scores["mahalanobis_halo"])
+    assert "mahalanobis_score" in scores.columns
 
 
 def _manifest(folder, survey_folder, name="m.toml", commodity="Cu", deposits="deposits.csv", samples="samples.csv"):
@@ -151,3 +157,40 @@ def test_benchmark_bad_manifest_one_line_exit_2(survey, tmp_path, capsys, case, 
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert err[-1].startswith("geoanomaly: error:") and expected in err[-1], err
     assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_the_runs_map_is_the_halo_readout_only_when_there_is_one():
+    from core.anomaly.detection import choose_map
+    from core.errors import InvalidInputError
+
+    own, readouts = np.arange(3.0), {"pca_halo": np.ones(3)}
+    assert choose_map("pca", own, readouts)[0] == "readout:pca_halo"
+    assert choose_map("pca", own, readouts, "detector")[0] == "pca"
+    assert choose_map("knn", own, readouts)[0] == "knn"            # no per-element residuals: its own score
+    with pytest.raises(InvalidInputError, match="--map halo"):
+        choose_map("knn", own, readouts, "halo")
+
+
+def test_the_default_map_rises_with_the_samples_own_suite_assays(survey, tmp_path):
+    folder, frame, planted = survey
+    i = int(np.flatnonzero(~planted)[0])
+    raised = frame.copy()
+    raised.loc[i, ["Cu_ppm", "Pb_ppm", "Zn_ppm"]] *= 4.0
+    raised.to_csv(tmp_path / "raised.csv", index=False)
+    before = run_detection(read_samples(folder / "samples.csv", crs=CRS), "mahalanobis", commodity="Cu")
+    after = run_detection(read_samples(tmp_path / "raised.csv", crs=CRS), "mahalanobis", commodity="Cu")
+    assert before.map_name == after.map_name == "readout:mahalanobis_halo"
+    assert after.scores[i] > before.scores[i] + 0.1      # same positions, more metal: a higher score
+
+
+def test_a_commodity_aware_transformer_keeps_its_own_commodity_map(survey):
+    from core.anomaly.detection import detector_options
+
+    folder, frame, planted = survey
+    table = read_samples(folder / "samples.csv", crs=CRS)
+    options = detector_options(seed=0, generations=1, ensemble=1, epochs=2)
+    result = run_detection(table, "transformer", frame.loc[planted, ["X", "Y"]].to_numpy(), commodity="Cu",
+                           options=options, baselines=["pca"])
+    assert result.detector.commodity == "Cu"                  # the commodity reached the model
+    assert result.map_name == "transformer"                   # its own score is its commodity readout
+    assert {"readout:transformer_halo", "readout:pca_halo", "reference:pathfinder_index"} <= set(result.compared)

@@ -258,6 +258,12 @@ def test_detect_results_are_grouped_and_styled(detect_run):
     from qgis.core import QgsMapLayerLegendUtils
 
     assert QgsMapLayerLegendUtils.legendNodeUserLabel(nodes[2], 0) == "Anomaly score (percentile)"
+    # Every GeoPackage of the run is version 1.2, which QGIS 3.22 opens without a warning (1.4 warned).
+    import sqlite3
+
+    for name in ("scores.gpkg", "deposits_used.gpkg"):
+        with sqlite3.connect(detect_run["out"] / name) as connection:
+            assert connection.execute("PRAGMA user_version").fetchone()[0] == 10200, name
     assert points.renderer().type() == "graduatedSymbol"
     assert points.renderer().classAttribute() == "anomaly_score"
     assert len(points.renderer().ranges()) == 6

@@ -6,7 +6,9 @@ plugins folder, and "Install engine" makes ``.geoanomaly-venv`` beside it with
 pinned constraints. To stay fast it lets the new environment see the test
 engine's site-packages (``GEOANOMALY_ENGINE_REUSE_SITE``): pip then checks every
 pinned version against them and installs only what differs plus the engine
-itself, instead of downloading torch again. The download of torch is the one
+itself (built with the new environment's setuptools), instead of downloading
+torch again (pip still fetches what the new environment's own copies do not
+satisfy, e.g. a newer setuptools that torch asks for). The download of torch is the one
 part not exercised here (it is measured in the closing note of issue 13).
 """
 
@@ -64,8 +66,12 @@ def _unpacked_plugin(tmp_path: Path) -> Path:
 
 
 def _site_packages(python: Path) -> str:
-    return subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True, cwd="/").stdout.strip()
+    """Every site-packages folder the test engine imports from (its venv's, then the system's it may see)."""
+    code = ("import os, sys, sysconfig; own = sysconfig.get_paths()['purelib']; "
+            "rest = [p for p in sys.path if p.endswith(('site-packages', 'dist-packages')) and p != own]; "
+            "print(os.pathsep.join([own, *rest]))")
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True,
+                          cwd="/").stdout.strip()
 
 
 @pytest.fixture(name="panel")

@@ -47,6 +47,8 @@ def test_weights_of_evidence_posterior_and_the_conditional_independence_check():
     check = one.independence_
     assert check["predicted_deposits"] == pytest.approx(3.0)
     assert check["ratio"] == pytest.approx(1.0) and check["independent"]
+    # s^2(T) per unique condition: (4 cells * 0.5)^2 * (1/3 + 1) + (6 cells * 1/6)^2 * (1/3 + 1/1 + 1/5)
+    assert check["sd"] == pytest.approx(np.sqrt(4 * (1 / 3 + 1) + 1 * (1 / 3 + 1.2)), abs=1e-3)
     # The same band twice is the textbook violation: the weights count twice, T exceeds n.
     twice = WeightsOfEvidence(area_shares=(0.4,)).fit(np.column_stack([VALUES, VALUES]), DEPOSITS)
     expected = 4 * 0.7 + 6 * (1 / (1 + np.exp(-np.log(3 * 49 / (7 * 225)))))

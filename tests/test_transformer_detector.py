@@ -324,8 +324,8 @@ def test_command_line_options_are_derived_from_the_constructor_defaults():
     add_threads_argument(parser)  # shared by every command (detect declares it); --torch-threads is its old name
     TransformerDetector.add_arguments(parser)
     assert TransformerDetector.from_args(parser.parse_args([])).get_params() == TransformerDetector().get_params()
-    args = parser.parse_args(["--guard", "3", "--include-colocated", "--torch-threads", "0", "--neighbours", "9"])
-    args.commodity = "Li"
+    args = parser.parse_args(["--guard", "3", "--include-colocated", "--neighbours", "9"])
+    args.commodity, args.threads = "Li", 0  # shared options of the commands (--commodity, --threads)
     detector = TransformerDetector.from_args(args)
     assert (detector.guard, detector.exclude_colocated, detector.threads, detector.neighbours) == (3, False, None, 9)
     assert detector.commodity == "Li" and detector._main_score() == "commodity"

@@ -41,7 +41,7 @@ from core.progress import Progress
 class Detection:
     """What one run produced (see the module docstring for the names in ``compared``)."""
 
-    scores: np.ndarray
+    scores: np.ndarray          # the run's map (see ``map_name``): the detector's score or its halo readout
     columns: dict[str, np.ndarray]
     compared: dict[str, np.ndarray]
     metrics: dict
@@ -51,6 +51,7 @@ class Detection:
     colocated: dict
     suite: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    map_name: str = ""          # the name in ``compared`` of the score that is ``scores`` (the run's map)
 
 
 def detector_options(seed: int = 0, device: str = "auto", **options) -> argparse.Namespace:
@@ -70,7 +71,8 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
                   commodity: str | None = None, pathfinders: list[str] | None = None,
                   preprocessor: Preprocessor | None = None, baselines: str | list[str] = "auto",
                   options: argparse.Namespace | None = None, seed: int = 0, min_km: float = 5.0,
-                  halo_neighbours: int = DEFAULT_NEIGHBOURS, progress: Progress | None = None) -> Detection:
+                  halo_neighbours: int = DEFAULT_NEIGHBOURS, map_score: str = "auto",
+                  progress: Progress | None = None) -> Detection:
     """Prepare, fit, score, add the commodity readouts and references, and evaluate against ``deposits``.
 
     ``method`` is a detector name or an unfitted detector. ``preprocessor``
@@ -80,9 +82,18 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
     detectors' options (:func:`detector_options`; detect passes its parsed arguments).
     ``halo_neighbours``: about how many neighbouring locations support each
     location in the halo readouts (:func:`core.anomaly.readouts.suite_enrichment`).
+    ``map_score``: which score is the run's map (``scores``, ``anomaly_score``,
+    the headline AUC): "auto" (the detector's suite-halo readout when a
+    commodity is given and the detector has per-element residuals, else its
+    own score), "detector" or "halo"; see :func:`choose_map`.
     """
     progress = progress or Progress(mode="none")
     options = options or detector_options(seed=seed)
+    if preprocessor is None:
+        preprocessor = Preprocessor(commodity=commodity, suite=pathfinders)
+    if preprocessor.commodity and not getattr(options, "commodity", None):
+        # Commodity-aware detectors (the transformer) read the commodity from their options.
+        options.commodity, options.pathfinder_list = preprocessor.commodity, preprocessor.suite
     if isinstance(method, Detector):
         detector, name = method, method.name
     else:
@@ -92,8 +103,6 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
     weights = _stage_weights(deep, deposits is not None)
 
     progress.stage("preprocess", "Preparing assays", weight=weights["preprocess"])
-    if preprocessor is None:
-        preprocessor = Preprocessor(commodity=commodity, suite=pathfinders)
     prepared = preprocessor.fit_transform(table)
     _log_preprocessing(preprocessor, prepared, progress)
     colocated = colocated_report(prepared.xy, prepared.values)
@@ -114,13 +123,15 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
 
     progress.stage("score", "Scoring samples", weight=weights["score"])
     (scores, details), timings["score"] = _timed(lambda: (detector.score(prepared), detector.score_details(prepared)))
-    columns = score_columns(scores, details, prepared.elements)
     compared = {name: scores, **{f"readout:{k}": v for k, v in details.items() if np.ndim(v) == 1}}
 
     suite = preprocessor.suite_()
     groups = location_groups(prepared.xy) if suite else None
     references, readouts = commodity_scores(preprocessor, table, prepared, detector, groups, halo_neighbours)
-    columns.update({**references, **readouts})
+    map_name, map_values = choose_map(name, scores, readouts, map_score, own_commodity_score=_reads_commodity(detector))
+    progress.log(f"Map: {map_name}" + ("" if suite else " (commodity-blind)"))
+    columns = score_columns(map_values, details, prepared.elements)
+    columns.update({f"{name}_score": scores, **references, **readouts})
     compared.update({f"reference:{k}": v for k, v in references.items()})
     compared.update({f"readout:{k}": v for k, v in readouts.items()})
 
@@ -138,11 +149,44 @@ def run_detection(table: SampleTable, method: str | Detector = "pca", deposits: 
                 if halo is not None:
                     compared[f"readout:{other}_halo"] = halo
         metrics = evaluate_scores(prepared.xy, compared, deposits, min_km=min_km)
-        main = metrics["auc_by_score"][name]
-        # Headline figures of the run's own score, for the plugin and a quick read.
-        metrics.update(auc=main["mean"], auc_std=main["std"], success_rate_top5=main["success_rate_top5"])
-        _log_metrics(name, metrics, progress)
-    return Detection(scores, columns, compared, metrics, prepared, preprocessor, detector, colocated, suite, timings)
+        main = metrics["auc_by_score"][map_name]
+        # Headline figures of the run's map, for the plugin and a quick read.
+        metrics.update(map=map_name, auc=main["mean"], auc_std=main["std"],
+                       success_rate_top5=main["success_rate_top5"])
+        _log_metrics(map_name, metrics, progress)
+    return Detection(map_values, columns, compared, metrics, prepared, preprocessor, detector, colocated, suite,
+                     timings, map_name)
+
+
+MAP_CHOICES = ("auto", "detector", "halo")
+
+
+def choose_map(name: str, scores: np.ndarray, readouts: dict[str, np.ndarray], choice: str = "auto",
+               own_commodity_score: bool = False) -> tuple[str, np.ndarray]:
+    """The run's map and its name in ``compared``: the detector's score, or its suite-halo readout.
+
+    "auto" takes the halo readout when there is one (a commodity was given and
+    the detector has per-element residuals): it reads enrichment of the
+    commodity suite, as the geologist does, and ranked the deposits of both
+    shared surveys above both hand-made maps (README, Commodity-aware maps).
+    A detector whose own score is already its commodity readout
+    (``own_commodity_score``: the transformer given a commodity) keeps it.
+    """
+    if choice not in MAP_CHOICES:
+        raise InvalidInputError(f"--map {choice!r}: choose one of {', '.join(MAP_CHOICES)}")
+    halo = readouts.get(f"{name}_halo")
+    if choice == "halo" and halo is None:
+        raise InvalidInputError(f"--map halo needs --commodity and a detector with per-element residuals "
+                                f"({name} has none); use --map detector")
+    if choice == "halo" or (choice == "auto" and halo is not None and not own_commodity_score):
+        return f"readout:{name}_halo", halo
+    return name, scores
+
+
+def _reads_commodity(detector: Detector) -> bool:
+    """Whether the detector's own score is a commodity readout (it was given the commodity and scores by it)."""
+    return bool(getattr(detector, "commodity", None)) and getattr(detector, "main_score", "auto") in ("auto",
+                                                                                                      "commodity")
 
 
 def commodity_scores(preprocessor: Preprocessor, table: SampleTable, prepared: PreparedSamples, detector: Detector,

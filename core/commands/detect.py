@@ -15,7 +15,7 @@ from pathlib import Path
 
 from core.anomaly import detector_class
 from core.anomaly.base import _REGISTRY, _import_detector_modules
-from core.anomaly.detection import _baseline_names, _stage_weights, _uses_torch, run_detection
+from core.anomaly.detection import MAP_CHOICES, _baseline_names, _stage_weights, _uses_torch, run_detection
 from core.anomaly.readouts import DEFAULT_NEIGHBOURS
 from core.anomaly.saved_model import save_model
 from core.commands._options import (
@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare", default="auto",
                         help="classical baselines scored in the same run: auto (all, when deposits are given), "
                              "none, or a comma list")
+    parser.add_argument("--map", choices=MAP_CHOICES, default="auto",
+                        help="the run's map (anomaly_score, raster): auto (with --commodity, the detector's suite-halo "
+                             "readout when it has one, else its own score), detector, or halo")
     parser.add_argument("--halo-neighbours", type=int, default=DEFAULT_NEIGHBOURS,
                         help=f"with --commodity: about how many neighbouring locations support each location in the "
                              f"halo readouts (default {DEFAULT_NEIGHBOURS}; more for long dispersion trains)")
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace, progress) -> int:
         weights = _stage_weights(_uses_torch(detector), deposits is not None)
         result = run_detection(table, detector, deposits, preprocessor=preprocessor_from_args(args),
                                baselines=baselines, options=args, seed=args.seed, min_km=args.min_km,
-                               halo_neighbours=args.halo_neighbours,
+                               halo_neighbours=args.halo_neighbours, map_score=args.map,
                                progress=progress)
         prepared, metrics = result.prepared, result.metrics
         record["timings_s"].update(result.timings)
@@ -105,7 +108,7 @@ def run(args: argparse.Namespace, progress) -> int:
 
         frame = scores_frame(table, result.columns)
         write_scores(frame, table.crs, staging)
-        save_model(staging / "model", result.preprocessor, detector, table)
+        save_model(staging / "model", result.preprocessor, detector, table, map_score=args.map)
 
         record["samples"] = {"file": str(Path(args.samples).resolve()), "count": len(table),
                              "crs": table.crs.to_string(), "work_crs": table.work_crs.to_string()}
@@ -113,6 +116,7 @@ def run(args: argparse.Namespace, progress) -> int:
         record["elements"] = prepared.elements
         record["commodity"] = ({"name": result.preprocessor.commodity, "suite": result.suite}
                                if result.suite else None)
+        record["map"] = result.map_name
         record["colocated_samples"] = result.colocated
         record["grid"] = {"cell_m": grid.cell, "max_distance_m": grid.max_distance}
         record["training"] = getattr(detector, "history_", {})

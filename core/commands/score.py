@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.anomaly.detection import commodity_scores, score_columns
+from core.anomaly.detection import _reads_commodity, choose_map, commodity_scores, score_columns
 from core.anomaly.saved_model import load_model
 from core.commands._options import add_output_argument, add_sample_arguments
 from core.io.atomic import atomic_output_dir
@@ -40,13 +40,17 @@ def run(args: argparse.Namespace, progress) -> int:
             preprocessor.commodity = commodity_key(args.commodity)
         progress.stage("score", f"Scoring with {detector.name}", weight=0.7)
         scores = detector.score(prepared)
-        columns = score_columns(scores, detector.score_details(prepared), prepared.elements)
         references, readouts = commodity_scores(preprocessor, table, prepared, detector)
-        columns.update({**references, **readouts})
+        # The same map as the detect run that saved the model (its --map).
+        map_name, map_values = choose_map(detector.name, scores, readouts, meta.get("map", "auto"),
+                                          own_commodity_score=_reads_commodity(detector))
+        columns = score_columns(map_values, detector.score_details(prepared), prepared.elements)
+        columns.update({f"{detector.name}_score": scores, **references, **readouts})
         progress.log(f"Commodity {preprocessor.commodity}: references and readouts {', '.join([*references, *readouts])}"
                      if references else COMMODITY_BLIND)
         write_scores(scores_frame(table, columns), table.crs, staging)
         record["commodity"] = preprocessor.commodity
+        record["map"] = map_name
         record["model"] = str(Path(args.model).resolve())
         record["samples"] = {"file": str(Path(args.samples).resolve()), "count": len(table)}
         record.write(staging / "run.json")

@@ -110,8 +110,12 @@ class WeightsOfEvidence:
             weights, sd = class_weights(classes[:, band], is_deposit, len(shares) + 1)
             self.weights_.append(np.asarray(weights))
             self.sd_.append(np.asarray(sd))
-        posterior = self.predict_proba(features)
-        self.independence_ = conditional_independence_test(posterior, self.n_deposits_, self._variance(classes))
+        # Cells with the same class in every band share one posterior (a "unique condition"); its error is
+        # shared by all of them, so the test sums over conditions, not over cells.
+        conditions, cells_per_condition = np.unique(classes, axis=0, return_counts=True)
+        posterior = self.predict_proba_of_classes(conditions)
+        self.independence_ = conditional_independence_test(posterior, self.n_deposits_, self._variance(conditions),
+                                                           cells_per_condition)
         return self
 
     def _classes(self, features: np.ndarray) -> np.ndarray:
@@ -121,8 +125,13 @@ class WeightsOfEvidence:
 
     def decision_function(self, features: np.ndarray) -> np.ndarray:
         """Posterior logit per cell: the prior logit + the weight of each band's class."""
-        classes = self._classes(np.asarray(features, dtype=np.float64))
+        return self._logit_of_classes(self._classes(np.asarray(features, dtype=np.float64)))
+
+    def _logit_of_classes(self, classes: np.ndarray) -> np.ndarray:
         return self.prior_logit_ + sum(self.weights_[b][classes[:, b]] for b in range(classes.shape[1]))
+
+    def predict_proba_of_classes(self, classes: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self._logit_of_classes(classes)))
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.decision_function(features)))
@@ -139,17 +148,22 @@ class WeightsOfEvidence:
                 "conditional_independence": self.independence_}
 
 
-def conditional_independence_test(posterior: np.ndarray, n_deposits: int, relative_variance: np.ndarray) -> dict:
+def conditional_independence_test(posterior: np.ndarray, n_deposits: int, relative_variance: np.ndarray,
+                                  cells: np.ndarray | None = None) -> dict:
     """Agterberg & Cheng (2002): is the predicted number of deposits T significantly above the observed n?
 
-    ``T = sum of posterior probabilities`` (unit cells); ``s^2(T) = sum P^2 *
-    relative_variance``. Returns T, s(T), the ratio n / T (Bonham-Carter's
-    rule of thumb: below 0.85 the bands are not conditionally independent)
+    Per unique condition (cells sharing one class in every band): ``posterior``
+    P, ``cells`` its number of unit cells (1 each when omitted) and
+    ``relative_variance`` s^2(P) / P^2 (1/n(D) + the variances of its
+    weights, Bonham-Carter 1994). ``T = sum cells * P``, ``s^2(T) = sum
+    (cells * P)^2 * relative_variance``. Returns T, s(T), the ratio n / T
+    (rule of thumb: below 0.85 the bands are not conditionally independent)
     and the one-sided p of ``T - n`` (below 0.05: reject independence).
     """
     posterior = np.asarray(posterior, dtype=np.float64)
-    expected = float(posterior.sum())
-    spread = float(np.sqrt(np.sum(posterior**2 * relative_variance)))
+    cells = np.ones(len(posterior)) if cells is None else np.asarray(cells, dtype=np.float64)
+    expected = float(np.sum(cells * posterior))
+    spread = float(np.sqrt(np.sum((cells * posterior) ** 2 * relative_variance)))
     p_value = float(norm.sf((expected - n_deposits) / spread)) if spread > 0 else 1.0
     ratio = n_deposits / expected if expected > 0 else float("nan")
     return {"predicted_deposits": round(expected, 3), "sd": round(spread, 3), "observed_deposits": int(n_deposits),

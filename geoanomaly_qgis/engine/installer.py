@@ -112,9 +112,10 @@ def plan_install(plugin_dir: Path | None = None, python: str | None = None, torc
                  gpu: str | None = None, update: bool = False, reuse_site: str | None = None) -> InstallPlan:
     """The steps of "Install engine" (or "Update engine" with ``update``) for the plugin in ``plugin_dir``.
 
-    ``reuse_site``: a site-packages folder whose packages the new environment may use instead of
-    downloading them again (a ``.pth`` line; pip still checks every pinned version and installs what
-    differs) - for sites that keep one large torch for many environments, and for the install test.
+    ``reuse_site``: site-packages folders (``os.pathsep``-separated) whose packages the new environment may
+    use instead of downloading them again (``.pth`` lines; pip still checks every pinned version and
+    installs what differs, and builds the engine with the environment's own setuptools) - for sites that
+    keep one large torch for many environments, and for the fast install test.
     """
     sources = engine_sources() if plugin_dir is None else Path(plugin_dir) / "engine_src"
     if not (sources / "pyproject.toml").is_file():
@@ -141,8 +142,10 @@ def plan_install(plugin_dir: Path | None = None, python: str | None = None, torc
     pip = [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off",
            "--no-input"]
     # pip always installs a local folder anew, so "Update engine" replaces the engine even at the same version.
+    reusing = bool(reuse_site and creates)
     steps.append(InstallStep("Installing the engine and the packages it needs (torch is large: this takes "
-                             "minutes)", [*pip, "-c", str(constraints), *torch_args, str(sources)], 0.95,
+                             "minutes)", [*pip, "-c", str(constraints), *torch_args,
+                                          *(["--no-build-isolation"] if reusing else []), str(sources)], 0.95,
                              counts_packages=True))
     return InstallPlan(venv=venv, python=venv_python, log=install_log(plugin_dir), steps=steps, notes=notes,
                        creates_venv=creates, package_count=max(pinned_count(constraints), 1),
@@ -150,13 +153,14 @@ def plan_install(plugin_dir: Path | None = None, python: str | None = None, torc
 
 
 def write_reuse_link(venv: Path, site: str) -> Path:
-    """The ``.pth`` that lets the new environment see ``site``'s packages (after its own)."""
+    """The ``.pth`` that lets the new environment see the packages of ``site`` (folders separated by
+    ``os.pathsep``), after its own."""
     lib = venv / ("Lib" if sys.platform == "win32" else "lib")
     found = sorted(lib.glob("site-packages")) or sorted(lib.glob("python3*/site-packages"))
     if not found:
         raise FileNotFoundError(f"no site-packages folder in {venv}")
     link = found[0] / "geoanomaly-reuse.pth"
-    link.write_text(str(site) + "\n", encoding="utf-8")
+    link.write_text("".join(folder + "\n" for folder in str(site).split(os.pathsep) if folder), encoding="utf-8")
     return link
 
 
@@ -228,6 +232,7 @@ def subprocess_environment() -> dict[str, str]:
 
 
 def reuse_site_from_environment() -> str | None:
-    """``GEOANOMALY_ENGINE_REUSE_SITE``: a site-packages folder to reuse (see :func:`plan_install`)."""
-    value = os.environ.get("GEOANOMALY_ENGINE_REUSE_SITE", "").strip()
-    return value if value and Path(value).is_dir() else None
+    """``GEOANOMALY_ENGINE_REUSE_SITE``: site-packages folders to reuse (see :func:`plan_install`)."""
+    folders = [f for f in os.environ.get("GEOANOMALY_ENGINE_REUSE_SITE", "").split(os.pathsep)
+               if f.strip() and Path(f.strip()).is_dir()]
+    return os.pathsep.join(f.strip() for f in folders) or None

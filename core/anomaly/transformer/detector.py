@@ -253,12 +253,13 @@ class TransformerDetector(Detector):
             return self.main_score
         return "commodity" if self.commodity else "reconstruction"
 
-    def element_residuals(self, samples: PreparedSamples) -> np.ndarray:
+    def element_residuals(self, samples: PreparedSamples, suite=None) -> np.ndarray:
         """Per-element standardised residuals (n, p): (sample - background) in robust standard deviations of the
         training residuals, positive = enriched. Each element's background is predicted without seeing it.
 
         :mod:`core.anomaly.readouts` reads these (the commodity readout); they are also the ``residual_<element>``
-        columns of the scores table.
+        columns of the scores table. ``suite`` changes nothing: with a commodity the suite is already hidden from
+        the background that every element's residual is taken against.
         """
         self._check_compatible(samples)
         return self._readouts(samples)["residual"].copy()
