@@ -169,6 +169,25 @@ def test_cpu_threads_restores_the_thread_count_even_on_failure():
     assert torch.get_num_threads() == before
 
 
+
+def test_geohgan_leaves_the_callers_thread_count_as_it_was():
+    import torch
+
+    from core.anomaly.geohgan.detector import GeoHganDetector
+
+    before = torch.get_num_threads()
+    wanted = 2 if before == 1 else 1
+    torch.set_num_threads(wanted)
+    try:
+        values = np.random.default_rng(0).uniform(1, 2, size=(3, 16, 16)).astype(np.float32)
+        detector = GeoHganDetector(device="cpu", threads=1 if wanted == 2 else 2, warmup_epochs=1, epochs=1,
+                                   encoder_epochs=1, tiles_per_epoch=16, batch=8)
+        detector.fit(values).score(values)
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)
+
+
 # -- scores that do not depend on their neighbours in a call -------------------------------------------------------
 CLASSICAL_NAMES = ("mahalanobis", "isolation_forest", "knn", "ocsvm", "pca")
 

@@ -26,6 +26,7 @@ def test_the_readme_python_section_runs(tmp_path, monkeypatch, capsys):
     assert re.search(r"pca AUC 0\.\d{3}", printed) and re.search(r"cell AUC 0\.\d{3}", printed)
     assert (tmp_path / "anomaly.tif").is_file() and (tmp_path / "percentile.tif").is_file()
     probability = names["probability"]
-    assert probability.shape == names["evidence"].shape
+    assert probability.shape == names["cycle"].inputs.stack.shape
     finite = probability[np.isfinite(probability)]
     assert finite.size and ((finite >= 0) & (finite <= 1)).all()
+    assert any((tmp_path / "pros").iterdir())

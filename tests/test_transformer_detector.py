@@ -318,8 +318,10 @@ def test_command_line_options_are_derived_from_the_constructor_defaults():
     import argparse
 
     from core.anomaly.transformer import TransformerDetector
+    from core.commands._options import add_threads_argument
 
     parser = argparse.ArgumentParser()
+    add_threads_argument(parser)  # shared by every command (detect declares it); --torch-threads is its old name
     TransformerDetector.add_arguments(parser)
     assert TransformerDetector.from_args(parser.parse_args([])).get_params() == TransformerDetector().get_params()
     args = parser.parse_args(["--guard", "3", "--include-colocated", "--neighbours", "9"])

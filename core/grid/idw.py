@@ -102,6 +102,9 @@ def grid_samples(
 
     ``like``: lay the grid on a template raster's (see :func:`prepare_grid`).
     For grids larger than memory use :func:`prepare_grid` and :func:`write_grid`.
+
+    Raises:
+        InvalidInputError: as :func:`prepare_grid`.
     """
     spec = prepare_grid(xy, values, cell, neighbours, power, max_distance, band_names, like=like)
     array = np.empty((spec.bands, spec.rows, spec.cols), dtype=np.float32)

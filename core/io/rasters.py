@@ -122,7 +122,14 @@ def write_raster(
     nodata: float = DEFAULT_NODATA,
     band_names: Sequence[str] | None = None,
 ) -> Path:
-    """Write ``array`` ((rows, cols) or (bands, rows, cols)) as a float32 GeoTIFF; NaN -> ``nodata``."""
+    """Write ``array`` ((rows, cols) or (bands, rows, cols)) as a float32 GeoTIFF; NaN -> ``nodata``.
+
+    A masked array's masked cells are written as ``nodata`` too.
+
+    Raises:
+        InvalidInputError: the array is not 2-D or 3-D, or the band names do not match the bands.
+        InvalidCrsError: ``crs`` is not a CRS rasterio knows.
+    """
     path = Path(path)
     if np.ma.isMaskedArray(array):  # np.asarray would drop the mask
         array = np.ma.asarray(array, dtype=np.float32).filled(np.nan)
@@ -261,7 +268,13 @@ class RasterFiles:
     @classmethod
     def open(cls, paths: Sequence[str | Path], bands: Sequence[str | int] | None = None,
              block_rows: int = 512) -> RasterFiles:
-        """Check that the files share one grid and pick the bands (names or 1-based numbers)."""
+        """Check that the files share one grid and pick the bands (names or 1-based numbers).
+
+        Raises:
+            InvalidInputError: no file, a missing or unreadable file, an unknown or repeated band name.
+            NonMatchingRasterMetadataError: the files do not share one grid (:class:`CrsMismatchError`
+                when their CRSs differ).
+        """
         paths = [Path(p) for p in paths]
         if not paths:
             raise InvalidInputError("no raster files given")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -14,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from . import layers as layer_checks
 from .base import EngineAlgorithm, read_json
 
 SCORE_LAYERS = [  # (output name, engine file stem, layer name)
@@ -79,9 +78,7 @@ class RasterAnomaliesGeoHgan(EngineAlgorithm):
     def check_inputs(self, parameters, context) -> None:
         super().check_inputs(parameters, context)
         for layer in self.parameterAsLayerList(parameters, self.RASTERS, context):
-            if not _raster_file(layer).is_file():
-                raise QgsProcessingException(
-                    f"The raster layer '{layer.name()}' is not a file on disk; save it as a GeoTIFF first.")
+            layer_checks.raster_file(layer, "raster layer")
 
     def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
         rasters = self.parameterAsLayerList(parameters, self.RASTERS, context)
@@ -89,7 +86,7 @@ class RasterAnomaliesGeoHgan(EngineAlgorithm):
             raise QgsProcessingException("Choose at least one geochemical raster.")
         argv: list[str] = self.commodity_arguments(parameters, context)
         for layer in rasters:
-            argv += ["--raster", str(_raster_file(layer))]
+            argv += ["--raster", layer_checks.raster_file(layer, "raster layer")]
         bands = (self.parameterAsString(parameters, self.BANDS, context) or "").strip()
         if bands:
             argv += ["--bands", bands]
@@ -130,5 +127,3 @@ class RasterAnomaliesGeoHgan(EngineAlgorithm):
         return "geohgan"
 
 
-def _raster_file(layer) -> Path:
-    return Path(layer.source().split("|")[0])

@@ -131,11 +131,7 @@ class ProspectivityActiveLearning(EngineAlgorithm):
             raise QgsProcessingException("Choose at least one evidence raster (the anomaly map first).")
         argv: list[str] = []
         for layer in rasters:
-            path = Path(layer.source().split("|")[0])
-            if not path.is_file():
-                raise QgsProcessingException(
-                    f"The evidence layer '{layer.name()}' is not a file on disk; save it as a GeoTIFF first.")
-            argv += ["--evidence", str(path)]
+            argv += ["--evidence", layer_checks.raster_file(layer, "evidence layer")]
         grid_crs = rasters[0].crs()
         deposits = self.prepare_deposits(parameters, context, feedback, run, target_crs=grid_crs)
         if deposits is None:
