@@ -32,6 +32,8 @@ DEPOSITS_CSV = DATA / "deposits.csv"
 # whose .venv is shared with another checkout sets it to a Python that imports this tree's engine).
 ENGINE_PYTHON = Path(os.environ.get("GEOANOMALY_TEST_ENGINE_PYTHON") or REPO / ".venv" / "bin" / "python")
 QGIS_PYTHON_PLUGINS = Path("/usr/share/qgis/python/plugins")
+# Tests that run the engine as the plugin does need its environment (make setup builds it).
+requires_engine = pytest.mark.skipif(not ENGINE_PYTHON.is_file(), reason=f"no engine venv at {ENGINE_PYTHON}")
 
 for path in (str(REPO), str(QGIS_PYTHON_PLUGINS)):
     if path not in sys.path:

@@ -15,11 +15,11 @@ from tests.plugin_fixtures import (  # noqa: F401 - fixtures
     fixture_qgis_app,
     fixture_samples_layer,
     requires_data,
+    requires_engine,
     requires_qgis,
 )
 
-pytestmark = [requires_qgis, requires_data,
-              pytest.mark.skipif(not ENGINE_PYTHON.is_file(), reason=f"no engine venv at {ENGINE_PYTHON}")]
+pytestmark = [requires_qgis, requires_data, requires_engine]
 
 
 def test_the_detector_list_is_the_engines(qgis_app):
