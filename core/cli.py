@@ -24,10 +24,12 @@ import os
 import pkgutil
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import core.commands
-from core.errors import CancelledError, GeoAnomalyError
+from core.errors import CancelledError, GeoAnomalyError, GeoAnomalyWarning, OutputExistsError
 from core.progress import Progress
 
 
@@ -58,6 +60,24 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="progress display: a bar on a terminal (auto), or one JSON object per line (json) for the QGIS plugin",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of internal errors")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier run in the --out folder (without it, such a folder is refused)")
+
+
+def refuse_earlier_run(args: argparse.Namespace) -> None:
+    """Stop before any work when ``--out`` holds an earlier run (its run.json) and ``--overwrite`` is not given.
+
+    Replacing a run silently mixes two runs' files in one folder (a pca run
+    over a mahalanobis run kept the older plots); checked here, once for every
+    command, before the command reads its inputs.
+    """
+    out = getattr(args, "out", None)
+    if not out or getattr(args, "overwrite", False):
+        return
+    record = Path(out).expanduser() / "run.json"
+    if record.is_file():
+        raise OutputExistsError(f"the output folder {Path(out).expanduser().resolve()} holds an earlier run "
+                                "(run.json); choose another folder, or add --overwrite to replace it")
 
 
 class _UnavailableCommand:
@@ -85,8 +105,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     progress = Progress(mode=args.progress)
+    with warnings.catch_warnings():
+        # The progress object shows the engine's own warnings; printing them twice would be noise.
+        warnings.simplefilter("ignore", GeoAnomalyWarning)
+        return _run(modules[args.command], args, progress)
+
+
+def _run(command, args: argparse.Namespace, progress: Progress) -> int:
+    """Run one command; every failure becomes one line and an exit code."""
     try:
-        return int(modules[args.command].run(args, progress) or 0)
+        refuse_earlier_run(args)
+        return int(command.run(args, progress) or 0)
     except CancelledError:
         progress.error("cancelled; no output was written", exit_code=CancelledError.exit_code)
         return CancelledError.exit_code
@@ -102,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
         if args.debug:
             traceback.print_exc()
-        progress.error(f"internal error: {type(exc).__name__}: {exc} (run again with --debug for details)", exit_code=1)
+        hint = "the details are in the log above" if args.debug else "run again with --debug for details"
+        progress.error(f"internal error: {type(exc).__name__}: {exc} ({hint})", exit_code=1)
         return 1
 
 

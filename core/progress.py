@@ -30,6 +30,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from core.errors import warn
+
 
 class Progress:
     """Reports stages, fractions, log lines and the final result."""
@@ -95,7 +97,8 @@ class Progress:
             print(f"{prefix}{message}", file=sys.stderr, flush=True)
 
     def warn(self, message: str) -> None:
-        self.log(message, level="warning")
+        """A warning for the user: shown here and issued through :mod:`warnings` (see :func:`core.errors.warn`)."""
+        warn(message, self, stacklevel=3)
 
     def result(self, **payload: Any) -> None:
         if self.mode == "json":

@@ -7,6 +7,11 @@
   percentiles of the layer's values, so one outlier cannot wash the map out.
 - Scored points: graduated symbols (quantile classes, the same colours, larger
   symbols for higher scores).
+- Prospectivity classes: a palette with the class names (very high ... low).
+- Known deposits: black stars with a white rim, drawn above the heat map.
+
+Each raster's legend is titled in plain words (:data:`LEGEND_TITLES`) instead
+of GDAL's band name ("Band 1: anomaly_score (Gray)").
 """
 
 from __future__ import annotations
@@ -33,6 +38,13 @@ from qgis.PyQt.QtGui import QColor
 
 STYLES_DIR = Path(__file__).resolve().parent / "resources" / "styles"
 ANOMALY_QML = STYLES_DIR / "anomaly_score.qml"
+
+# Legend titles of the styled rasters (the first legend entry, which QGIS fills with the band's name).
+LEGEND_TITLES = {"anomaly": "Anomaly score (percentile)", "prospectivity": "Prospectivity (0–1)",
+                 "classes": "Prospectivity class"}
+# The prospectivity classes of the engine (core/prospectivity/classes.py), with their colours.
+PROSPECTIVITY_CLASSES = [(4, "very high", QColor(189, 0, 38)), (3, "high", QColor(240, 59, 32)),
+                         (2, "moderate", QColor(254, 178, 76)), (1, "low", QColor(255, 255, 204, 0))]
 
 # Percentiles of the values mapped to the two ends of the colour ramp.
 LOW_PERCENTILE = 0.02
@@ -95,15 +107,22 @@ def style_anomaly_raster(layer: QgsRasterLayer, band: int = 1, qml: Path = ANOMA
     lower, upper = value_range
     shader = renderer.shader()
     function = shader.rasterShaderFunction()
-    # The .qml's stops sit at 0..1: move them onto [lower, upper].
+    # The .qml's stops sit at 0..1: move them onto [lower, upper]; label each with its percentile.
+    values = [lower + item.value * (upper - lower) for item in function.colorRampItemList()]
+    ranks = value_percentiles(layer, values, lower, upper, band)
     items = [
-        QgsColorRampShader.ColorRampItem(lower + item.value * (upper - lower), item.color,
-                                         f"{lower + item.value * (upper - lower):.3g}")
-        for item in function.colorRampItemList()
+        QgsColorRampShader.ColorRampItem(value, item.color, f"P{rank:.0f} (score {value:.3g})")
+        for value, rank, item in zip(values, ranks, function.colorRampItemList())
     ]
-    items[0].label = f"{lower:.3g} (low)"
-    items[-1].label = f"{upper:.3g} (high)"
+    items[0].label = f"P{LOW_PERCENTILE * 100:.0f} and below: background (score {lower:.3g})"
+    items[-1].label = f"P{HIGH_PERCENTILE * 100:.0f} and above: most anomalous (score {upper:.3g})"
     function.setColorRampItemList(items)
+    legend = function.legendSettings()
+    if legend is not None:  # the continuous legend of the .qml shows two labels, not the stops
+        legend = type(legend)(legend)
+        legend.setMinimumLabel(items[0].label)
+        legend.setMaximumLabel(items[-1].label)
+        function.setLegendSettings(legend)
     function.setMinimumValue(lower)
     function.setMaximumValue(upper)
     function.setClip(False)  # values above the 98th percentile stay dark red, not blank
@@ -113,6 +132,81 @@ def style_anomaly_raster(layer: QgsRasterLayer, band: int = 1, qml: Path = ANOMA
     layer.setRenderer(renderer)
     layer.triggerRepaint()
     return True
+
+
+def value_percentiles(layer: QgsRasterLayer, values: list[float], lower: float, upper: float,
+                      band: int = 1) -> list[float]:
+    """The percentile (0..100) of each of ``values`` among the band's cells, for values between ``lower`` and
+    ``upper`` (the band's LOW_PERCENTILE and HIGH_PERCENTILE values): a 1000-bin histogram of that range."""
+    if not upper > lower:
+        return [50.0 for _ in values]
+    histogram = layer.dataProvider().histogram(band, 1000, lower, upper, layer.extent(), 250000)
+    counts = list(histogram.histogramVector)
+    total = float(sum(counts)) or 1.0
+    ranks = []
+    for value in values:
+        edge = int(round((min(max(value, lower), upper) - lower) / (upper - lower) * len(counts)))
+        share = sum(counts[:edge]) / total
+        ranks.append(100.0 * (LOW_PERCENTILE + (HIGH_PERCENTILE - LOW_PERCENTILE) * share))
+    return ranks
+
+
+def style_prospectivity_raster(layer: QgsRasterLayer, band: int = 1) -> bool:
+    """The heat ramp over the fixed 0..1 range of a probability (comparable between runs and cycles)."""
+    if not layer.isValid():
+        return False
+    function = QgsColorRampShader(0.0, 1.0)
+    function.setColorRampType(QgsColorRampShader.Interpolated)
+    names = {0.0: "0 (unlikely)", 0.5: "0.5", 1.0: "1 (most prospective)"}
+    function.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, c, names.get(v, f"{v:g}"))
+                                   for v, c in HEAT_STOPS])
+    function.setClip(False)
+    from qgis.core import QgsRasterShader
+
+    shader = QgsRasterShader(0.0, 1.0)
+    shader.setRasterShaderFunction(function)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
+    renderer.setClassificationMin(0.0)
+    renderer.setClassificationMax(1.0)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+    return True
+
+
+def style_class_raster(layer: QgsRasterLayer, band: int = 1) -> bool:
+    """A palette with the class names of the prospectivity classes (codes 1..4)."""
+    from qgis.core import QgsPalettedRasterRenderer
+
+    if not layer.isValid():
+        return False
+    classes = [QgsPalettedRasterRenderer.Class(code, colour, name) for code, name, colour in PROSPECTIVITY_CLASSES]
+    layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), band, classes))
+    layer.triggerRepaint()
+    return True
+
+
+def style_deposits(layer: QgsVectorLayer) -> bool:
+    """Known deposits as black stars with a white rim: visible on the heat map's reds and on a basemap."""
+    from qgis.core import QgsSingleSymbolRenderer
+
+    if not layer.isValid():
+        return False
+    layer.setRenderer(QgsSingleSymbolRenderer(QgsMarkerSymbol.createSimple(
+        {"name": "star", "color": "20,20,20", "outline_color": "255,255,255", "outline_width": "0.4",
+         "size": "4.5"})))
+    layer.triggerRepaint()
+    return True
+
+
+def title_legend(node, style: str) -> None:
+    """Name the raster's first legend entry (GDAL's band name) in plain words; ``node``: its layer-tree node."""
+    from qgis.core import QgsMapLayerLegendUtils
+
+    title = LEGEND_TITLES.get(style)
+    if title and node is not None:
+        QgsMapLayerLegendUtils.setLegendNodeUserLabel(node, 0, title)
+        if node.layer() is not None:
+            node.layer().legendChanged.emit()  # the layer tree rebuilds the legend with the new title
 
 
 def _build_heat_renderer(layer: QgsRasterLayer) -> QgsSingleBandPseudoColorRenderer:
@@ -203,3 +297,25 @@ def move_into_group(project: QgsProject, layer: QgsMapLayer, group_name: str) ->
     group.insertChildNode(0, clone)
     parent.removeChildNode(node)
     return group
+
+
+# Prospectivity classes (codes of core/prospectivity/classes.py): the geologist's words, warm = explore.
+def style_query_points(layer: QgsVectorLayer) -> bool:
+    """Places to check next: bold star markers numbered by query, "why here" as the map tip."""
+    from qgis.core import QgsPalLayerSettings, QgsSingleSymbolRenderer, QgsVectorLayerSimpleLabeling
+
+    if not layer.isValid():
+        return False
+    symbol = QgsMarkerSymbol.createSimple({"name": "star", "color": "0,160,255", "outline_color": "0,0,0",
+                                           "outline_width": "0.3", "size": "4.5"})
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+    if layer.fields().lookupField("query") >= 0:
+        settings = QgsPalLayerSettings()
+        settings.fieldName = "query"
+        settings.enabled = True
+        layer.setLabeling(QgsVectorLayerSimpleLabeling(settings))
+        layer.setLabelsEnabled(True)
+    if layer.fields().lookupField("why_here") >= 0:
+        layer.setMapTipTemplate("<b>Query [% \"query\" %]</b><br>[% \"why_here\" %]")
+    layer.triggerRepaint()
+    return True

@@ -28,7 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = (REPO / ".." / "shared" / "data" / "gswa_sed1_au").resolve()
 SAMPLES_CSV = DATA / "samples.csv"
 DEPOSITS_CSV = DATA / "deposits.csv"
-ENGINE_PYTHON = REPO / ".venv" / "bin" / "python"
+# The engine the plugin tests run: the repository's .venv, or GEOANOMALY_TEST_ENGINE_PYTHON (a git worktree
+# whose .venv is shared with another checkout sets it to a Python that imports this tree's engine).
+ENGINE_PYTHON = Path(os.environ.get("GEOANOMALY_TEST_ENGINE_PYTHON") or REPO / ".venv" / "bin" / "python")
 QGIS_PYTHON_PLUGINS = Path("/usr/share/qgis/python/plugins")
 
 for path in (str(REPO), str(QGIS_PYTHON_PLUGINS)):

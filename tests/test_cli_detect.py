@@ -168,3 +168,75 @@ def test_progress_reaches_the_end_of_the_bar(detect_run):
     assert overall == sorted(overall)  # never moves backwards
     last_stage = [e for e in events if e["event"] == "stage"][-1]
     assert last_stage["stage"] == "grid" and 0.8 <= last_stage["overall"] < 1.0
+
+
+def test_log_run_record_and_plot_legend_give_one_auc(detect_run):
+    """The AUC in the log is the one in run.json and the one printed in success_rate.png's legend."""
+    from core.evaluate.curves import SuccessRateCurve
+
+    out, result = detect_run
+    record = json.loads((out / "run.json").read_text())
+    logged = [e["message"] for e in map(json.loads, result.stdout.splitlines())
+              if e.get("event") == "log" and e.get("message", "").startswith("mahalanobis: AUC")]
+    assert logged and f"AUC {record['metrics']['auc']:.3f}" in logged[0], logged
+    # No second figure called AUC for the same score: the single curve's area has its own name.
+    curve = record["metrics"]["success_rate"]["mahalanobis"]
+    assert "auc" not in curve and 0.0 < curve["curve_area"] < 1.0
+    assert curve["curve_area"] != pytest.approx(record["metrics"]["auc"], abs=5e-4)  # they differ: two figures
+    # The legend the plot is drawn with, from the same numbers.
+    rates = pd.read_csv(out / "success_rate.csv")
+    own = rates[rates["score"] == "mahalanobis"]
+    line = SuccessRateCurve(own["area_share"].to_numpy(), own["deposit_share"].to_numpy(),
+                            own["threshold"].to_numpy(), curve["curve_area"], curve["deposits_in_top_area"], {},
+                            "samples", 0, 0, 0).legend(record["metrics"]["auc"])
+    assert line.startswith(f"AUC {record['metrics']['auc']:.3f};")
+
+
+def test_a_folder_with_an_earlier_run_is_refused_without_overwrite(detect_run, sed1_samples):
+    out, _ = detect_run
+    before = (out / "run.json").read_bytes()
+    refused = run_cli("detect", "--method", "pca", "--samples", sed1_samples, "--out", out)
+    assert refused.returncode == 2 and "holds an earlier run" in refused.stderr and "--overwrite" in refused.stderr
+    assert (out / "run.json").read_bytes() == before  # nothing replaced, nothing half-written
+    assert not list(out.parent.glob(".out.partial-*"))
+
+
+def test_overwrite_replaces_the_earlier_run(tmp_path, sed1_samples):
+    out = tmp_path / "out"
+    for method in ("mahalanobis", "pca"):
+        result = run_cli("detect", "--method", method, "--samples", sed1_samples, "--out", out, "--overwrite",
+                         "--elements", "Au_ppm,As_ppm,Cu_ppm")
+        assert result.returncode == 0, result.stderr
+    assert json.loads((out / "run.json").read_text())["parameters"]["method"] == "pca"
+
+
+def test_a_killed_run_leaves_a_partial_folder_the_next_run_removes(tmp_path, sed1_samples):
+    """SIGKILL cannot be caught: the staging folder stays; the next run into that folder removes it."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "core", "detect", "--method", "ocsvm", "--samples",
+                                str(sed1_samples), "--out", str(out)], cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.partial-*")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    left = list(tmp_path.glob(f".out.partial-{process.pid}"))
+    assert left, "the killed run should have left its staging folder (else this test proves nothing)"
+    alive = tmp_path / f".out.partial-{os.getpid()}"  # a run still going (this process): kept
+    alive.mkdir()
+    result = run_cli("detect", "--method", "mahalanobis", "--samples", sed1_samples, "--out", out,
+                     "--elements", "Au_ppm,As_ppm,Cu_ppm")
+    assert result.returncode == 0, result.stderr
+    assert not left[0].exists() and alive.is_dir()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc (Linux)")
+def test_a_folder_the_system_refuses_gives_one_line_and_exit_2(sed1_samples):
+    """/proc passes os.access for root yet refuses new folders: one clear line, not an internal error."""
+    result = run_cli("detect", "--method", "mahalanobis", "--samples", sed1_samples, "--out", "/proc/geoanomaly_out")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("geoanomaly: error: ") and "writable" in result.stderr

@@ -133,3 +133,27 @@ def test_an_unknown_band_is_refused(stack_file, tmp_path, capsys):
     out = tmp_path / "out"
     _fails(capsys, ["geohgan", "--raster", str(path), "--out", str(out), "--bands", "Au_ppm,Zr_ppm", *QUICK_ARGS],
            out, "Au_ppm")
+
+
+def test_commodity_adds_the_gridded_suite_readout(stack_file, tmp_path, capsys):
+    _, raster = stack_file
+    named = tmp_path / "named.tif"
+    write_stack(named, raster.values, ["Au_ppb", "As_ppm", "Sb_ppm", "Bi_ppm", "Fe_ppm", "Al_ppm"])
+    deposits = _deposits_on(raster, tmp_path / "deposits.csv")
+    out = tmp_path / "out"
+    assert main(["geohgan", "--raster", str(named), "--out", str(out), "--commodity", "gold", "--deposits",
+                 str(deposits), "--deposits-crs", CRS, *QUICK_ARGS]) == 0
+    with rasterio.open(named) as src, rasterio.open(out / "suite_enrichment.tif") as dst:
+        assert dst.descriptions == ("suite_enrichment",) and dst.transform == src.transform
+        readout = dst.read(1, masked=True)
+    valid = np.isfinite(raster.values).all(axis=0)
+    assert (readout.mask == ~valid).all() and readout.min() >= 0      # enrichment only, nodata kept
+    record = json.loads((out / "run.json").read_text())
+    assert set(record["commodity"]["suite"]) == {"Au", "As", "Sb", "Bi"}
+    assert 0.0 <= record["commodity"]["cell_auc"]["auc"] <= 1.0
+    # Bands that do not measure the commodity: one clear line, nothing written.
+    out2 = tmp_path / "out2"
+    capsys.readouterr()
+    assert main(["geohgan", "--raster", str(named), "--out", str(out2), "--commodity", "Li", *QUICK_ARGS]) == 2
+    assert "no raster band is named after the commodity Li" in capsys.readouterr().err
+    assert not out2.exists()

@@ -85,8 +85,8 @@ def test_windowed_read_equals_full_read(tmp_path):
     path = write_raster(tmp_path / "grid.tif", values, TRANSFORM, 32750)
     blocks = list(iter_windows(path, block_rows=64))
     assert len(blocks) == 5  # 300 rows in blocks of 64
-    assert [w.row_off for w, _ in blocks] == [0, 64, 128, 192, 256]
-    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks], axis=1), values)
+    assert [b.window.row_off for b in blocks] == [0, 64, 128, 192, 256]
+    np.testing.assert_array_equal(np.concatenate([b.values for b in blocks], axis=1), values)
 
 
 def test_sample_raster_at_points(tmp_path):

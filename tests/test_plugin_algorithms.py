@@ -145,11 +145,42 @@ def test_provider_lists_every_algorithm(qgis_app):
             "geoanomaly:evaluate_against_deposits"} <= ids
     for alg in provider.algorithms():
         assert alg.shortHelpString() and not alg.icon().isNull(), alg.id()
+        assert alg.shortDescription(), f"{alg.id()} has no one-line tooltip"
+    # Each button its own picture (drawn, compared pixel by pixel).
+    pictures = {alg.id(): alg.icon().pixmap(32, 32).toImage() for alg in provider.algorithms()}
+    ids = sorted(pictures)
+    for i, first in enumerate(ids):
+        for second in ids[i + 1:]:
+            assert pictures[first] != pictures[second], f"{first} and {second} share an icon"
     detect = QgsApplication.processingRegistry().algorithmById("geoanomaly:samples_to_anomalies")
     methods = detect.parameterDefinition("METHOD").options()
     assert len(methods) == 6 and any("transformer" in m.lower() for m in methods)
     for name in ("GENERATIONS", "ENSEMBLE", "NEIGHBOURS", "EPOCHS", "DEVICE"):
         assert detect.parameterDefinition(name) is not None, name
+
+
+def test_the_commodity_is_asked_first_and_remembered_per_project(qgis_app):
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProject
+
+    from core.preprocess.elements import PATHFINDERS
+
+    registry = QgsApplication.processingRegistry()
+    for alg_id in ("geoanomaly:samples_to_anomalies", "geoanomaly:raster_anomalies_geohgan"):
+        alg = registry.algorithmById(alg_id)
+        first = alg.parameterDefinitions()[0]
+        assert first.name() == "COMMODITY", alg_id
+        assert first.options()[1:] == list(PATHFINDERS)      # the plugin offers the engine's suites
+    detect = registry.algorithmById("geoanomaly:samples_to_anomalies")
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    li = list(PATHFINDERS).index("Li") + 1
+    assert detect.commodity_arguments({"COMMODITY": li}, context) == ["--commodity", "Li"]
+    assert QgsProject.instance().readEntry("GeoAnomaly", "commodity", "")[0] == "Li"
+    again = detect.create()
+    again.initAlgorithm()
+    assert again.parameterDefinition("COMMODITY").defaultValue() == li   # remembered for the next run
+    assert detect.commodity_arguments({"COMMODITY": 0}, context) == []
+    QgsProject.instance().removeEntry("GeoAnomaly", "commodity")
 
 
 def test_detect_outputs_are_valid_layers(detect_run, samples_layer):
@@ -204,7 +235,7 @@ def test_detect_log_names_crs_handling_and_device(detect_run):
     assert "geographic CRS (EPSG:4283" in warnings and "reprojects" in warnings
     assert "Deposits are in EPSG:28350; reprojected to EPSG:4283, the CRS of the samples" in infos
     assert "Detector mahalanobis on cpu" in infos
-    assert "baseline:knn: AUC" in infos, "the classical detectors are compared by default"
+    assert "knn (for comparison): AUC" in infos, "the classical detectors are compared by default"
     assert "Engine interpreter:" in infos
     assert any(text.startswith("Fitting") for text in feedback.texts)
 
@@ -215,9 +246,24 @@ def test_detect_results_are_grouped_and_styled(detect_run):
     root = detect_run["project"].layerTreeRoot()
     groups = [g for g in root.children() if g.name().startswith("GeoAnomaly mahalanobis ")]
     assert len(groups) == 1, [g.name() for g in root.children()]
-    layers = [node.layer() for node in groups[0].findLayers()]
-    assert [type(layer) for layer in layers] == [QgsVectorLayer, QgsRasterLayer], "points above the raster"
-    points, raster = layers
+    nodes = groups[0].findLayers()
+    layers = [node.layer() for node in nodes]
+    assert [type(layer) for layer in layers] == [QgsVectorLayer, QgsVectorLayer, QgsRasterLayer], \
+        "deposits, then points, above the raster"
+    deposits, points, raster = layers
+    assert deposits.name() == "Known deposits" and deposits.featureCount() == 32
+    assert deposits.renderer().type() == "singleSymbol" and deposits.renderer().symbol().symbolLayer(0).shape() \
+        == deposits.renderer().symbol().symbolLayer(0).Star
+    # The raster's legend is titled in words, not with GDAL's "Band 1: anomaly_score (Gray)".
+    from qgis.core import QgsMapLayerLegendUtils
+
+    assert QgsMapLayerLegendUtils.legendNodeUserLabel(nodes[2], 0) == "Anomaly score (percentile)"
+    # Every GeoPackage of the run is version 1.2, which QGIS 3.22 opens without a warning (1.4 warned).
+    import sqlite3
+
+    for name in ("scores.gpkg", "deposits_used.gpkg"):
+        with sqlite3.connect(detect_run["out"] / name) as connection:
+            assert connection.execute("PRAGMA user_version").fetchone()[0] == 10200, name
     assert points.renderer().type() == "graduatedSymbol"
     assert points.renderer().classAttribute() == "anomaly_score"
     assert len(points.renderer().ranges()) == 6
@@ -232,6 +278,19 @@ def test_detect_results_are_grouped_and_styled(detect_run):
     assert renderer.classificationMax() < summary["max"], "stretched to the 98th percentile, not the maximum"
     record = json.loads(groups[0].customProperty("geoanomaly/run"))
     assert record["command"][0] == "detect" and "--method" in record["command"]
+
+
+def test_results_page_shows_the_curve_and_the_auc_of_the_log(detect_run):
+    """One number: the page quotes the AUC of run.json, which the log printed, beside the success-rate curve."""
+    results = detect_run["results"]
+    page = Path(results["RESULTS_PAGE"])
+    assert page.is_file() and page.parent == detect_run["out"]
+    text = page.read_text()
+    record = json.loads(Path(results["RUN_RECORD"]).read_text())
+    figure = f"AUC {record['metrics']['auc']:.3f}"
+    assert figure in text and (detect_run["out"] / "success_rate.png").as_uri() in text
+    assert f"{results['AUC']:.3f}" == figure.split()[1]
+    assert any(figure in message for message in detect_run["feedback"].infos), "the log gives the same figure"
 
 
 def test_cancel_stops_the_worker_and_leaves_no_output(samples_layer, deposits_layer, tmp_path, qgis_app):
@@ -497,3 +556,29 @@ def test_evaluate_a_score_raster(detect_run, deposits_layer, tmp_path, qgis_app)
     with pytest.raises(QgsProcessingException, match="either scored samples"):
         processing.run("geoanomaly:evaluate_against_deposits", {
             "DEPOSITS": deposits_layer, "OUTPUT_FOLDER": str(tmp_path / "none")})
+
+
+# Words that belong in run.json and the README, not in what a geologist reads in QGIS.
+JARGON = ["20-run protocol", "teacher", "student", "alpha 0", "readout:", "baseline:", "KL divergence",
+          "cross-entropy", "python -m core", "--debug", "AUC protocol"]
+
+
+def test_dialogs_and_help_use_plain_words(qgis_app):
+    from qgis.core import QgsApplication
+
+    provider = QgsApplication.processingRegistry().providerById("geoanomaly")
+    for alg in provider.algorithms():
+        texts = [alg.displayName(), alg.shortHelpString(), alg.shortDescription()]
+        for definition in alg.parameterDefinitions():
+            texts += [definition.description(), definition.help()]
+            texts += list(getattr(definition, "options", lambda: [])() or [])
+        texts += [output.description() for output in alg.outputDefinitions()]
+        for text in texts:
+            found = [word for word in JARGON if word.lower() in (text or "").lower()]
+            assert not found, (alg.id(), found, text)
+
+
+def test_the_run_log_uses_plain_words(detect_run):
+    log = "\n".join(detect_run["feedback"].infos)
+    found = [word for word in JARGON if word.lower() in log.lower()]
+    assert not found, (found, log[-3000:])

@@ -91,9 +91,13 @@ def test_run_results_are_loaded_grouped_and_styled(desktop_run):
     assert "error" not in report, report.get("error")
     assert len(report["groups"]) == 1 and report["groups"][0].startswith("GeoAnomaly mahalanobis ")
     layers = report["group_layers"]
-    assert [layer["renderer"] for layer in layers] == ["graduatedSymbol", "singlebandpseudocolor"], layers
+    # The run's deposits as stars on top, the scored samples, then the heat map.
+    assert [layer["renderer"] for layer in layers] == ["singleSymbol", "graduatedSymbol", "singlebandpseudocolor"], \
+        layers
+    assert layers[0]["name"] == "Known deposits"
     assert all(layer["valid"] for layer in layers)
-    assert layers[0]["crs"] == "EPSG:4283" and layers[1]["crs"] == "EPSG:32750"
+    assert layers[1]["crs"] == "EPSG:4283" and layers[2]["crs"] == "EPSG:32750"
+    assert layers[2]["legend_title"] == "Anomaly score (percentile)"
     assert 0.5 < float(report["results"]["AUC"]) <= 1.0
 
 
@@ -121,6 +125,10 @@ def test_algorithm_dialog_runs_in_the_background_and_logs(desktop_run):
     assert "Detector knn on cpu" in log and "Engine interpreter:" in log
     assert "-m core detect --method knn" in log
     assert len(report["groups_after_dialog"]) == 2, report["groups_after_dialog"]
+    # With deposits, the results page (curve and the run's AUC) opens in a panel inside QGIS.
+    assert report["results_panel_visible"], report.get("results_panel_text")
+    auc_lines = [line for line in log.splitlines() if line.startswith("knn: AUC")]
+    assert auc_lines and auc_lines[0].split()[2] in report["results_panel_text"], (auc_lines, report)
     assert any(name.startswith("GeoAnomaly knn ") for name in report["groups_after_dialog"])
 
 
@@ -139,4 +147,15 @@ def test_settings_dialog_checks_the_engine(desktop_run):
     assert report.get("engine_ok"), report.get("engine_report")
     assert report["options_page"], "the GeoAnomaly page is registered in Settings > Options"
     assert "Devices: cpu" in report["engine_report"]
+    assert report["check_in_background"] == "Checking…", "Check engine shows it is busy, QGIS stays usable"
     assert (ARTIFACTS / "qgis_settings.png").is_file() and (ARTIFACTS / "qgis_algorithm_dialog.png").is_file()
+
+
+def test_every_algorithm_opens_again_after_its_dialog_is_closed(desktop_run):
+    """Toolbar, close, menu, close, toolbar, close, menu: a dialog each time (a deleted dialog once broke this)."""
+    report = desktop_run["report"]
+    assert "error" not in report, report.get("error")
+    reopened = report["reopened"]
+    assert len(reopened) >= 5, reopened
+    for name, ways in reopened.items():
+        assert ways == ["toolbar: open", "menu: open"] * 2, (name, ways)

@@ -87,7 +87,7 @@ def test_the_current_run_is_the_newest_or_the_selected_layers(loaded_runs):
     project, first, second = loaded_runs["project"], loaded_runs["first"], loaded_runs["second"]
     assert find_current_prospectivity_run(project) == second
     first_layers = _run_group_layers(project, first)
-    assert len(first_layers) == 3  # prospectivity, classes, query points
+    assert len(first_layers) == 4  # the run's deposits, query points, prospectivity, classes
     for layer in first_layers:
         assert find_current_prospectivity_run(project, layer) == first, layer.name()
     # A layer outside any run group (the deposits) leaves the newest run current.

@@ -76,8 +76,10 @@ def test_results_are_grouped_and_styled_as_heat_maps(geohgan_run):
     groups = [g for g in root.children() if g.name().startswith("GeoAnomaly geohgan ")]
     assert len(groups) == 1, [g.name() for g in root.children()]
     layers = [node.layer() for node in groups[0].findLayers()]
-    assert [type(layer) for layer in layers] == [QgsVectorLayer] + [QgsRasterLayer] * 3, "cells above rasters"
-    cells, *rasters = layers
+    assert [type(layer) for layer in layers] == [QgsVectorLayer] * 2 + [QgsRasterLayer] * 3, \
+        "the run's deposits, then the cells, above the rasters"
+    deposits, cells, *rasters = layers
+    assert deposits.name() == "Known deposits" and deposits.renderer().type() == "singleSymbol"
     assert cells.name() == "High-confidence anomaly cells"
     assert {"row", "col", "anomaly_score"} <= set(cells.fields().names())
     for raster in rasters:

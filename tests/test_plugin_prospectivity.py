@@ -74,6 +74,9 @@ def test_a_cycle_gives_query_points_with_an_editable_label_field_and_the_next_cy
     out, result = first_cycle
     assert result["PROSPECTIVITY"] == str(out / "prospectivity.tif")
     assert 0.0 <= result["TOP10"] <= 1.0
+    page = (out / "figures.html").read_text()
+    assert result["FIGURES"] == str(out / "figures.html")
+    assert "evidence alone" in page and "success_rate.png" in page  # FOLDS 0: no baselines, no CV
     queries = QgsVectorLayer(result["QUERIES"], "queries", "ogr")
     assert queries.isValid() and queries.featureCount() == 3
     label = queries.fields().indexOf("label")

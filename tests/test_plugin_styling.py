@@ -54,7 +54,10 @@ def test_heat_map_is_stretched_to_percentiles_not_to_an_outlier(qgis_app, tmp_pa
     items = renderer.shader().rasterShaderFunction().colorRampItemList()
     assert [round(i.value, 6) for i in items] == [round(low + f * (high - low), 6) for f in (0, .25, .5, .75, 1)]
     assert items[0].color.alpha() == 0 and items[-1].color.name() == "#bd0026"
-    assert "(low)" in items[0].label and "(high)" in items[-1].label
+    assert items[0].label.startswith("P2 and below: background") and "most anomalous" in items[-1].label
+    # Inner stops are labelled with their percentile among the cells (an even ramp of values here).
+    inner = [float(i.label.split()[0][1:]) for i in items[1:-1]]
+    assert inner == sorted(inner) and 15 < inner[0] < 35 and 65 < inner[-1] < 85, inner
 
 
 def test_all_nodata_raster_is_left_unstyled(qgis_app, tmp_path):
@@ -90,6 +93,26 @@ def test_scored_points_get_percentile_classes(qgis_app):
     assert not style_scored_points(QgsVectorLayer("Point?field=other:double", "x", "memory"))
 
 
+def test_prospectivity_classes_read_very_high_to_low_and_queries_say_why_here(qgis_app, tmp_path):
+    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsRasterLayer, QgsVectorLayer
+
+    from geoanomaly_qgis.styling import style_class_raster, style_query_points
+
+    codes = write_raster(tmp_path / "classes.tif", [[4, 3, 2, 1], [1, 1, 2, 0]], nodata=0)
+    layer = QgsRasterLayer(str(codes), "classes")
+    assert style_class_raster(layer)
+    legend = {c.value: c.label for c in layer.renderer().classes()}
+    assert legend == {4.0: "very high", 3.0: "high", 2.0: "moderate", 1.0: "low"}
+
+    queries = QgsVectorLayer("Point?crs=EPSG:28350&field=query:integer&field=why_here:string", "q", "memory")
+    feature = QgsFeature(queries.fields())
+    feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(400000, 6400000)))
+    feature["query"], feature["why_here"] = 1, "map undecided here (p = 0.50)"
+    queries.dataProvider().addFeatures([feature])
+    assert style_query_points(queries)
+    assert queries.labelsEnabled() and "why_here" in queries.mapTipTemplate()
+
+
 def test_run_group_collects_layers_in_rank_order(qgis_app, tmp_path):
     from qgis.core import QgsProject, QgsVectorLayer
 
@@ -107,3 +130,25 @@ def test_run_group_collects_layers_in_rank_order(qgis_app, tmp_path):
     assert project.layerTreeRoot().children()[0] is group or project.layerTreeRoot().children()[0].name() == name
     assert [node.layer().name() for node in group.findLayers()] == ["points-like", "raster-like"]
     assert project.layerTreeRoot().findLayer(a.id()).parent().name() == name
+
+
+def test_prospectivity_and_class_rasters_read_in_words(qgis_app, tmp_path):
+    import numpy as np
+    from qgis.core import QgsRasterLayer
+
+    from geoanomaly_qgis.styling import LEGEND_TITLES, style_class_raster, style_prospectivity_raster
+
+    probability = QgsRasterLayer(str(write_raster(tmp_path / "p.tif", np.linspace(0, 0.7, 100).reshape(10, 10))),
+                                 "p")
+    assert style_prospectivity_raster(probability)
+    renderer = probability.renderer()
+    # A fixed 0..1 range: a map of 0.7 at most does not look as prospective as one that reaches 1.
+    assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
+    labels = [item.label for item in renderer.shader().rasterShaderFunction().colorRampItemList()]
+    assert labels[0] == "0 (unlikely)" and labels[-1] == "1 (most prospective)"
+    classes = QgsRasterLayer(str(write_raster(tmp_path / "c.tif", np.tile([1.0, 2.0, 3.0, 4.0], (4, 1)))), "c")
+    assert style_class_raster(classes)
+    assert classes.renderer().type() == "paletted"
+    assert {c.value: c.label for c in classes.renderer().classes()} == {4: "very high", 3: "high", 2: "moderate",
+                                                                       1: "low"}
+    assert LEGEND_TITLES["prospectivity"] == "Prospectivity (0–1)"

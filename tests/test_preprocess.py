@@ -55,7 +55,7 @@ def test_below_detection_and_missing_imputation(tmp_path):
     zn = rng.uniform(10, 100, 20)
     table = _table(tmp_path, _frame(Cu_ppm=cu, Zn_ppm=zn))
     pre = Preprocessor(transform="none", scaling="none").fit(table)
-    raw, imputed = pre._impute(table, "s.csv")
+    raw, imputed, _ = pre._impute(table, "s.csv")
     assert raw[0, 0] == pytest.approx(2.5)
     assert raw[1, 0] == pytest.approx(np.median(cu[2:]))
     assert imputed[0, 0] and imputed[1, 0] and not imputed[2, 0]
@@ -94,14 +94,14 @@ def test_oxide_fills_gaps_of_the_element_column(tmp_path):
     fe2o3[:3] = 10.0  # 10 % Fe2O3 = 69,940 ppm Fe
     table = _table(tmp_path, _frame(n, Fe_ppm=fe, Fe2O3_pct=fe2o3, Cu_ppm=np.linspace(1, 9, n)))
     pre = Preprocessor(transform="none", scaling="none").fit(table)
-    raw, imputed = pre._impute(table, "s.csv")
+    raw, imputed, _ = pre._impute(table, "s.csv")
     assert raw[0, pre.elements_.index("Fe")] == pytest.approx(69943, rel=1e-3)
     assert not imputed[:, pre.elements_.index("Fe")].any()
 
 
 def test_text_assays_with_less_than_signs(tmp_path):
     table = _table(tmp_path, _frame(4 * 5, Cu_ppm=["<2", "10", "12", "14"] * 5, Zn_ppm=np.arange(20) + 1.0))
-    raw, imputed = Preprocessor(transform="none", scaling="none").fit(table)._impute(table, "s.csv")
+    raw, imputed, _ = Preprocessor(transform="none", scaling="none").fit(table)._impute(table, "s.csv")
     assert raw[0, 0] == pytest.approx(1.0) and imputed[0, 0]
 
 
@@ -157,3 +157,46 @@ def test_location_groups_chain_samples_within_the_tolerance():
     np.testing.assert_array_equal(location_groups(xy, tolerance_m=0.6), [0, 1, 0, 1, 1, 2])
     np.testing.assert_array_equal(location_groups(xy, tolerance_m=1e-3), [0, 1, 0, 2, 3, 4])
     assert location_groups(np.zeros((0, 2))).shape == (0,)
+
+
+def test_the_commodity_is_never_dropped_when_mostly_below_detection(tmp_path):
+    n = 20
+    au = np.full(n, -0.5)                       # 70 % below the 0.5 ppb detection limit
+    au[:6] = [1.0, 2.0, 3.0, 5.0, 8.0, 13.0]
+    table = _table(tmp_path, _frame(n, Cu_ppm=np.linspace(1, 2, n), Zn_ppm=np.linspace(2, 5, n),
+                                    Au_ppb=au, Fe_ppm=np.full(n, -9999.0)))
+    assert "Au" not in Preprocessor().fit(table).elements_       # commodity-blind: today's rule drops it
+    pre = Preprocessor(commodity="gold").fit(table)
+    assert pre.commodity == "Au" and "Au" in pre.elements_
+    entry = next(r for r in pre.report_ if r["element"] == "Au")
+    assert entry["kept"] and entry["protected"] and "70% missing or below detection" in entry["note"]
+    raw, not_assayed = pre.imputed_assays(table)
+    j = pre.elements_.index("Au")
+    assert raw[10, j] == pytest.approx(0.5 * 0.5e-3)            # imputed at half the limit, in ppm
+    assert pre.transform(table).imputed[10, j] and not not_assayed[10, j]
+    # Fe is outside the Au suite and has no value: it follows today's rule.
+    assert "Fe" not in pre.elements_
+    # The suite survives a save and load with the model.
+    again = Preprocessor.from_dict(pre.to_dict())
+    assert again.commodity == "Au" and again.suite_() == pre.suite_()
+
+
+def test_commodity_suite_is_editable_and_the_commodity_column_required(tmp_path):
+    from core.preprocess.elements import commodity_suite, read_pathfinders_file
+
+    n = 20
+    table = _table(tmp_path, _frame(n, Cu_ppm=np.linspace(1, 2, n), Zn_ppm=np.linspace(2, 5, n),
+                                    As_ppm=np.linspace(3, 4, n) ** 2))
+    with pytest.raises(InvalidInputError, match="no assay column for the commodity Au"):
+        Preprocessor(commodity="Au").fit(table)
+    listed = tmp_path / "suite.txt"
+    listed.write_text("# my Au suite\nAs, Sb\nBi\n")
+    assert read_pathfinders_file(listed) == ["As", "Sb", "Bi"]
+    suite = commodity_suite("Au", read_pathfinders_file(listed), available=["Au", "As", "Bi", "Cu"])
+    assert suite == {"Au": 1.0, "As": 0.5, "Bi": 0.5}
+    bad = tmp_path / "bad.txt"
+    bad.write_text("arsenic\n")
+    with pytest.raises(InvalidInputError, match="element symbols"):
+        read_pathfinders_file(bad)
+    with pytest.raises(InvalidInputError, match="no pathfinder set"):
+        commodity_suite("Unobtainium")

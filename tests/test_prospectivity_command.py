@@ -82,7 +82,13 @@ def test_a_cycle_recovers_the_planted_zone_and_writes_every_output(survey):
     assert [h["cycle"] for h in record["history"]] == [0, 1, 2]
     assert record["labels"]["by_source"] == {"deposit": 8, "oracle": 8}
     curve = pd.read_csv(out / "success_rate.csv")
-    assert set(curve["map"]) == {"prospectivity (2-fold blocked CV)", "anomaly map alone (teacher)"}
+    assert set(curve["map"]) == {f"{name} (2-fold blocked CV)" for name in (
+        "prospectivity (KDAL)", "weights of evidence", "logistic regression", "random forest")} | {
+        "evidence alone (teacher)"}
+    assert set(record["metrics"]["baselines"]) == {"weights of evidence", "logistic regression", "random forest"}
+    assert "independent" in record["metrics"]["weights_of_evidence"]["conditional_independence"]
+    assert record["metrics"]["never_worse_than_evidence"]["holds"]
+    assert queries["why_here"].str.contains("nearest known point").all()
     assert (out / "success_rate.png").stat().st_size > 10_000
     per_class = pd.read_csv(out / "deposits_per_class.csv")
     assert per_class["class"].tolist() == ["very high", "high", "moderate", "low"]
@@ -168,6 +174,17 @@ def test_a_labels_field_that_is_not_zero_or_one_is_refused(survey, capsys, value
     assert not out.exists()
     assert _run(evidence, deposits, out, "--labels", str(labels), "--label-field", "grade") == 2
     assert "no label field 'grade'" in capsys.readouterr().err
+
+
+def test_a_label_outside_the_grid_is_refused_in_one_line_and_nothing_is_written(survey, capsys):
+    tmp, evidence, deposits = survey
+    labels = write_labels(tmp / "answers.gpkg", [(*cell_xy(20, 30), 1), (TRANSFORM.c - 3000.0, TRANSFORM.f, 0)])
+    out = tmp / "out"
+    assert _run(evidence, deposits, out, "--labels", str(labels), "--folds", "0") == 2
+    message = capsys.readouterr().err.strip()
+    assert "answers.gpkg" in message and "1 labelled point(s) lie outside the evidence grid" in message
+    assert len(message.splitlines()) == 1
+    assert not out.exists() and not list(tmp.glob("out*"))
 
 
 def test_high_confidence_anomalies_join_the_labels_as_positives(survey):

@@ -127,17 +127,20 @@ def test_classifier_learns_soft_targets_and_hard_labels_move_it(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, size=(400, 2)).astype(np.float32)
     teacher = 1 / (1 + np.exp(-4 * x[:, 0]))  # the teacher looks at feature 0 only
-    config = KDALConfig(steps=200, device="cpu")
+    config = KDALConfig(steps=200, device="cpu", hard_weight=1.0)
     student = ProspectivityClassifier(config).fit(x, teacher)
-    p = student.predict_proba(x)
-    assert np.corrcoef(p, teacher)[0, 1] > 0.95
+    p = student.predict_proba(x, teacher)
+    # Without labels the residual student is its teacher: same values, same ranking.
+    np.testing.assert_allclose(p, teacher, atol=1e-6)
+    free = ProspectivityClassifier(KDALConfig(steps=200, device="cpu", student="free")).fit(x, teacher)
+    assert np.corrcoef(free.predict_proba(x), teacher)[0, 1] > 0.95
     # Hard labels say: high feature 1 is background whatever the teacher says.
     negatives = np.flatnonzero((x[:, 1] > 0.5) & (x[:, 0] > 0.3))
     corrected = ProspectivityClassifier(config).fit(x, teacher, negatives, np.zeros(len(negatives), dtype=int))
-    q = corrected.predict_proba(x)
+    q = corrected.predict_proba(x, teacher)
     assert q[negatives].mean() < p[negatives].mean() - 0.3
     corrected.save(tmp_path)
-    np.testing.assert_allclose(ProspectivityClassifier.load(tmp_path, "cpu").predict_proba(x), q, atol=1e-6)
+    np.testing.assert_allclose(ProspectivityClassifier.load(tmp_path, "cpu").predict_proba(x, teacher), q, atol=1e-6)
 
 
 def test_blocked_folds_keep_blocks_whole_and_capture_shares_are_per_deposit():

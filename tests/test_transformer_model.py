@@ -10,10 +10,12 @@ from core.anomaly.transformer.dataset import NeighbourContextDataset, find_neigh
 from core.anomaly.transformer.model import ContextReconstructor
 from core.anomaly.transformer.trainer import (
     DistillationTrainer,
+    ElementMasking,
     TrainingSettings,
     alpha_for_generation,
     distillation_loss,
     draw_hidden,
+    draw_hidden_elements,
     predict_background,
     seed_streams,
 )
@@ -83,32 +85,73 @@ def test_small_survey_pads_missing_neighbours_and_lonely_samples_fail():
 
 
 # -- the model ---------------------------------------------------------------------
-def test_no_target_leak_own_elements_do_not_change_own_reconstruction():
+def _background(model, values, context, masking):
+    dataset = NeighbourContextDataset(values, context, context.typical_spacing_m(), torch.device("cpu"))
+    return predict_background(model, dataset, masking)[0]
+
+
+@pytest.mark.parametrize("suite", [None, [0, 2]])
+def test_no_target_leak_an_element_is_predicted_without_its_own_value(suite):
     xy, values = _survey()
     torch.manual_seed(0)
     model = ContextReconstructor(values.shape[1], d_model=16, n_heads=2)
-    dataset, context = _dataset(xy, values)
-    before, _ = predict_background(model, dataset)
+    _, context = _dataset(xy, values)
+    flags = None if suite is None else np.isin(np.arange(values.shape[1]), suite)
+    masking = ElementMasking.for_elements(values.shape[1], flags)
+    before = _background(model, values, context, masking)
+    for j in range(values.shape[1]):
+        changed = values.copy()
+        changed[7, j] += 25.0  # a huge anomaly of element j at sample 7
+        after = _background(model, changed, context, masking)
+        assert after[7, j] == before[7, j], f"element {j} of sample 7 saw its own value"
     changed = values.copy()
-    changed[7] += 25.0  # a huge anomaly at sample 7
-    after, _ = predict_background(model, NeighbourContextDataset(changed, context, context.typical_spacing_m(),
-                                                                 torch.device("cpu")))
-    np.testing.assert_array_equal(after[7], before[7])
+    changed[7] += 25.0
+    after = _background(model, changed, context, masking)
     users = np.flatnonzero((context.indices == 7).any(axis=1))
     assert len(users) and not np.allclose(after[users], before[users]), "sample 7 must still inform its neighbours"
+    if suite is not None:  # the suite is hidden together: none of it informs the rest of the suite
+        changed = values.copy()
+        changed[7, suite] += 25.0
+        np.testing.assert_array_equal(_background(model, changed, context, masking)[7, suite], before[7, suite])
 
 
 def test_no_target_leak_with_duplicates_kept_as_context():
     xy, values = _survey()
     xy[8] = xy[7]  # a duplicate location
     model = ContextReconstructor(values.shape[1], d_model=16, n_heads=2)
-    dataset, context = _dataset(xy, values, exclude_colocated=False)
-    before, _ = predict_background(model, dataset)
+    _, context = _dataset(xy, values, exclude_colocated=False)
+    masking = ElementMasking.for_elements(values.shape[1], np.arange(values.shape[1]) == 1)
+    before = _background(model, values, context, masking)
     changed = values.copy()
-    changed[7] -= 10.0
-    after, _ = predict_background(model, NeighbourContextDataset(changed, context, context.typical_spacing_m(),
-                                                                 torch.device("cpu")))
-    np.testing.assert_array_equal(after[7], before[7])
+    changed[7, 1] -= 10.0
+    np.testing.assert_array_equal(_background(model, changed, context, masking)[7, 1], before[7, 1])
+
+
+def test_the_guard_leaves_the_nearest_samples_out_of_the_context():
+    xy = np.column_stack([np.arange(30) * 100.0, np.zeros(30)])
+    plain = find_neighbours(xy, 4)
+    guarded = find_neighbours(xy, 4, guard=2)
+    assert set(plain.indices[15]) == {13, 14, 16, 17}
+    assert set(guarded.indices[15]) == {12, 13, 17, 18}  # the 2 nearest (14 and 16) are skipped
+    assert guarded.distances_m[15].min() >= 200.0
+    small = find_neighbours(xy[:6], 4, guard=2)  # too few samples: the guard gives way, k are kept
+    assert (small.indices >= 0).all() and (small.indices != np.arange(6)[:, None]).all()
+    with pytest.raises(InvalidInputError, match="guard"):
+        find_neighbours(xy, 4, guard=-1)
+
+
+def test_element_masks_always_hide_the_suite_and_scoring_passes_cover_every_element():
+    suite = np.array([True, False, False, True, False, False, False])
+    masking = ElementMasking.for_elements(7, suite, passes=2)
+    read = np.zeros(7, dtype=int)
+    for hidden, from_pass in masking.passes():
+        assert hidden[suite].all() and not (from_pass & ~hidden).any()
+        read += from_pass
+    np.testing.assert_array_equal(read, 1)  # each element is read from exactly one pass
+    hide = draw_hidden_elements(500, masking, 0.5, torch.Generator().manual_seed(0))
+    assert hide[:, suite].all() and 0.05 < hide[:, ~suite].float().mean() < 0.45
+    blind = draw_hidden_elements(500, ElementMasking.for_elements(7), 0.0, torch.Generator().manual_seed(0))
+    assert (blind.sum(dim=1) == 1).all()  # nothing drawn: one element is still hidden to give a target
 
 
 def test_offset_encoding_receives_gradients_and_trains():
@@ -116,7 +159,7 @@ def test_offset_encoding_receives_gradients_and_trains():
     dataset, _ = _dataset(xy, values)
     model = ContextReconstructor(values.shape[1], d_model=16, n_heads=2)
     target, context, offsets, missing = dataset.batch(torch.arange(20))
-    prediction, _ = model(context, offsets, missing)
+    prediction, _ = model(context, offsets, missing, target, torch.ones_like(target, dtype=torch.bool))
     torch.mean((prediction - target) ** 2).backward()
     for name, parameter in model.offset_encoding.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
@@ -136,7 +179,7 @@ def test_any_number_of_elements_and_attention_sums_to_one():
         xy, values = _survey(p=p)
         dataset, _ = _dataset(xy, values)
         model = ContextReconstructor(p, d_model=16, n_heads=2)
-        reconstruction, attention = predict_background(model, dataset)
+        reconstruction, attention = predict_background(model, dataset, ElementMasking.for_elements(p))
         assert reconstruction.shape == (len(xy), p)
         np.testing.assert_allclose(attention.sum(axis=1), 1.0, atol=1e-5)
 
@@ -199,7 +242,7 @@ def test_trainer_records_generations_alphas_and_early_stops():
         assert record.epochs_run < 30
 
 
-def test_early_stopping_uses_the_unmasked_validation_reconstruction_loss():
+def test_early_stopping_uses_the_scoring_passes_validation_loss():
     xy, values = _survey(n=80)
     dataset, _ = _dataset(xy, values)
     build = lambda: ContextReconstructor(values.shape[1], d_model=16, n_heads=2)  # noqa: E731
@@ -210,7 +253,7 @@ def test_early_stopping_uses_the_unmasked_validation_reconstruction_loss():
     for state, record in zip(trainer.generation_states_, trainer.history_):
         model = build()
         model.load_state_dict(state)
-        reconstruction, _ = predict_background(model, dataset)  # whole context visible
+        reconstruction, _ = predict_background(model, dataset, trainer.masking)  # whole context visible
         mse = float(np.mean((reconstruction[rows] - values[rows]) ** 2))
         assert mse == pytest.approx(record.best_validation_loss, rel=1e-4)
 

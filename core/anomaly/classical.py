@@ -14,6 +14,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from core.anomaly.base import Detector, register_detector
+from core.anomaly.readouts import mahalanobis_residuals, robust_standardise
 from core.preprocess.pipeline import PreparedSamples
 from core.progress import Progress
 
@@ -52,6 +53,13 @@ class MahalanobisDetector(Detector):
         d = samples.values.astype(np.float64) - self.location_
         return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.precision_, d), 0.0))
 
+    def element_residuals(self, samples: PreparedSamples, suite=None) -> np.ndarray:
+        """Each element's deviation from its regression on the others; with a suite, the suite's deviation from
+        its regression on the elements outside it (see :func:`mahalanobis_residuals`)."""
+        self._check_compatible(samples)
+        columns = np.array([el in set(suite) for el in samples.elements]) if suite else None
+        return mahalanobis_residuals(samples.values, self.location_, self.precision_, columns)
+
     def _state(self):
         return {"location": self.location_, "precision": self.precision_}
 
@@ -65,7 +73,8 @@ class MahalanobisDetector(Detector):
 
     @classmethod
     def from_args(cls, args):
-        return cls(robust=getattr(args, "classical_covariance", "robust") == "robust", seed=args.seed)
+        return cls(robust=getattr(args, "classical_covariance", "robust") == "robust",
+                   seed=getattr(args, "seed", cls.default("seed")))
 
 
 class _RefitDetector(Detector):
@@ -103,8 +112,14 @@ class IsolationForestDetector(_RefitDetector):
         return -self.model_.score_samples(samples.values.astype(np.float64))
 
     @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--iforest-trees", type=int, default=cls.default("n_trees"),
+                            help=f"isolation_forest: number of trees (default {cls.default('n_trees')})")
+
+    @classmethod
     def from_args(cls, args):
-        return cls(seed=args.seed)
+        return cls(n_trees=getattr(args, "iforest_trees", cls.default("n_trees")),
+                   seed=getattr(args, "seed", cls.default("seed")))
 
 
 @register_detector("ocsvm")
@@ -124,17 +139,37 @@ class OneClassSvmDetector(_RefitDetector):
         return -self.model_.decision_function(samples.values.astype(np.float64))
 
     @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--ocsvm-nu", type=float, default=cls.default("nu"),
+                            help=f"ocsvm: upper bound on the share of samples outside the boundary "
+                                 f"(default {cls.default('nu')})")
+        parser.add_argument("--ocsvm-gamma", type=_gamma, default=cls.default("gamma"),
+                            help=f"ocsvm: RBF kernel width: scale, auto or a number (default {cls.default('gamma')})")
+
+    @classmethod
     def from_args(cls, args):
-        return cls()
+        return cls(nu=getattr(args, "ocsvm_nu", cls.default("nu")),
+                   gamma=getattr(args, "ocsvm_gamma", cls.default("gamma")))
+
+
+def _gamma(text: str) -> str | float:
+    if text in ("scale", "auto"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected scale, auto or a positive number") from None
 
 
 @register_detector("knn")
 class KnnDistanceDetector(Detector):
     """Mean distance to the k nearest samples in element space (Ramaswamy et al. 2000, mean variant).
 
-    When the scored samples are the training samples themselves, each sample's
-    own point is left out; exact duplicates of a sample's assays still count,
-    as they are other samples.
+    A scored sample that is one of the training samples (an exact copy of a
+    training row) has that one copy left out, so a training sample is not its
+    own neighbour; further exact copies still count, as they are other samples
+    (one sample compiled twice). The rule looks at each row alone, so a score
+    does not depend on which other samples are scored with it.
     """
 
     def __init__(self, k: int = 5) -> None:
@@ -146,13 +181,13 @@ class KnnDistanceDetector(Detector):
 
     def _score(self, samples):
         X = samples.values.astype(np.float64)
-        same = X.shape == self.training_.shape and np.array_equal(X, self.training_)
-        k = min(self.k + int(same), len(self.training_))
-        dist, _ = self._tree.query(X, k=k)
+        k = min(self.k, len(self.training_) - 1)
+        dist, _ = self._tree.query(X, k=k + 1)
         dist = dist.reshape(len(X), -1)
-        if same:
-            dist = dist[:, 1:]  # the sample itself, at distance 0
-        return dist.mean(axis=1)
+        # A row at distance 0 from its nearest training row is that training sample: drop the copy,
+        # otherwise the farthest of the k + 1.
+        own = dist[:, 0] == 0.0
+        return np.where(own, dist[:, 1:].mean(axis=1), dist[:, :k].mean(axis=1))
 
     def _state(self):
         return {"training": self.training_}
@@ -163,11 +198,12 @@ class KnnDistanceDetector(Detector):
 
     @classmethod
     def add_arguments(cls, parser):
-        parser.add_argument("--knn-k", type=int, default=5, help="knn: number of nearest samples in element space")
+        parser.add_argument("--knn-k", type=int, default=cls.default("k"),
+                            help=f"knn: number of nearest samples in element space (default {cls.default('k')})")
 
     @classmethod
     def from_args(cls, args):
-        return cls(k=getattr(args, "knn_k", 5))
+        return cls(k=getattr(args, "knn_k", cls.default("k")))
 
 
 @register_detector("pca")
@@ -199,6 +235,23 @@ class PcaReconstructionDetector(Detector):
     def score_details(self, samples):
         return {"residuals": self._residuals(samples)}
 
+    def element_residuals(self, samples: PreparedSamples, suite=None) -> np.ndarray:
+        """Reconstruction residuals, robust-standardised; with a suite, the suite reconstructed from the other
+        elements only (component scores fitted on the non-suite columns), so the suite cannot explain itself."""
+        self._check_compatible(samples)
+        columns = np.array([el in set(suite) for el in samples.elements]) if suite else None
+        if columns is None or columns.all() or not columns.any():
+            return robust_standardise(self._residuals(samples))
+        d = samples.values.astype(np.float64) - self.mean_
+        v = self.components_.T                                   # (elements, components)
+        # Least-squares component scores from the other elements. A component that lies (nearly) within the
+        # suite cannot be told from them: singular values under 0.1 (< 1 % of its variance outside the suite)
+        # are cut, so its score stays at the survey mean instead of amplifying noise.
+        scores = d[:, ~columns] @ np.linalg.pinv(v[~columns], rcond=0.1).T
+        out = np.zeros_like(d)
+        out[:, columns] = robust_standardise(d[:, columns] - scores @ v[columns].T)
+        return out
+
     def _state(self):
         return {"mean": self.mean_, "components": self.components_}
 
@@ -206,8 +259,14 @@ class PcaReconstructionDetector(Detector):
         self.mean_, self.components_ = state["mean"], state["components"]
 
     @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--pca-variance", type=float, default=cls.default("variance"),
+                            help=f"pca: share of the variance the kept components explain "
+                                 f"(default {cls.default('variance')})")
+
+    @classmethod
     def from_args(cls, args):
-        return cls()
+        return cls(variance=getattr(args, "pca_variance", cls.default("variance")))
 
 
 CLASSICAL = ("mahalanobis", "isolation_forest", "knn", "ocsvm", "pca")

@@ -22,13 +22,14 @@ from core.preprocess import Preprocessor
 from core.runrecord import software_versions
 
 
-def save_model(folder: str | Path, preprocessor: Preprocessor, detector: Detector, table: SampleTable) -> None:
+def save_model(folder: str | Path, preprocessor: Preprocessor, detector: Detector, table: SampleTable,
+               map_score: str = "auto") -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     preprocessor.save(folder / "preprocess.json")
     detector.save(folder)
     meta = {"format": "geoanomaly-model/1", "detector": detector.name, "input_crs": table.crs.to_wkt(),
-            "work_crs": table.work_crs.to_wkt(), "trained_on": Path(table.source).name, "samples": len(table),
+            "work_crs": table.work_crs.to_wkt(), "map": map_score, "trained_on": Path(table.source).name, "samples": len(table),
             "versions": software_versions()}
     (folder / "model.json").write_text(json.dumps(meta, indent=1))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.commands._options import add_deposit_arguments
+from core.commands._options import add_deposit_arguments, add_output_argument
 from core.errors import InvalidCrsError, InvalidInputError
 from core.evaluate.auc import auc_protocol, cell_auc
 from core.evaluate.curves import (
@@ -54,9 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="anomaly_score",
         help="score column of the points, or band name of a multi-band GeoTIFF (default anomaly_score)",
     )
-    parser.add_argument(
-        "--out",
-        metavar="DIR",
+    add_output_argument(
+        parser,
+        required=False,
         help="write evaluation.json, success_rate.csv and success_rate.png here (default: print only)",
     )
     parser.add_argument(

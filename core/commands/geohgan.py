@@ -14,7 +14,12 @@ Outputs (written whole or not at all):
   centres) with their scores, ready as positives for the prospectivity step;
 - ``run.json``: parameters, versions, device, timings, the metric used and
   how it was chosen, AUCs per metric when deposits are given;
-- ``model/``: the trained detector (config.json, weights.pt, normalisation.json).
+- ``model/``: the trained detector (config.json, weights.pt, normalisation.json);
+- with ``--commodity``: ``suite_enrichment.tif``, the gridded commodity
+  readout (:func:`core.anomaly.readouts.gridded_suite_enrichment`: a Gaussian
+  neighbourhood mean of the one-sided, robust-standardised suite bands, bands
+  matched to elements by name), with its cell AUC in run.json when deposits
+  are given. Without it the log says the maps are commodity-blind.
 
 Metric: without deposits, ``anomaly_score`` (reconstruction error plus
 critic-feature distance, f-AnoGAN's recommended score, and the published
@@ -35,13 +40,31 @@ import numpy as np
 from core.anomaly.geohgan import SCORE_NAMES, GeoHganDetector, anom_filter, tukey_upper_fence
 from core.anomaly.geohgan.detector import GeoHganConfig
 from core.anomaly.geohgan.streaming import RasterFiles, cell_features, fit_files, score_files
-from core.commands._options import _comma_list, add_deposit_arguments
+from core.anomaly.readouts import gridded_suite_enrichment, robust_standardise
+from core.commands._options import (
+    _comma_list,
+    add_batch_size_argument,
+    add_commodity_arguments,
+    add_deposit_arguments,
+    add_device_argument,
+    add_output_argument,
+    add_seed_argument,
+    add_threads_argument,
+    commodity_suite_from_args,
+)
 from core.device import describe_device, resolve_device
 from core.errors import InvalidCrsError, InvalidInputError
 from core.evaluate.auc import cell_auc
 from core.io.atomic import atomic_output_dir
 from core.io.rasters import write_raster
 from core.io.samples import read_deposits
+from core.preprocess.elements import (
+    COMMODITY_BLIND,
+    assay_columns,
+    commodity_elements,
+    commodity_key,
+    commodity_suite,
+)
 from core.runrecord import RunRecord
 
 NAME = "geohgan"
@@ -57,12 +80,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raster", action="append", required=True, metavar="FILE",
                         help="multi-band GeoTIFF (a band per element); repeat for several single-band rasters "
                              "on one grid")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    add_output_argument(parser)
     parser.add_argument("--bands", type=_comma_list, metavar="A,B,...",
                         help="bands to use, by name (band description or file name) or 1-based number "
                              "(default: all)")
     add_deposit_arguments(parser, help="known deposits (points): choose the metric by cell AUC (uses deposit "
                                        "labels) and report AUCs")
+    add_commodity_arguments(parser)
+    parser.add_argument("--halo-cells", type=float, default=2.0,
+                        help="with --commodity: Gaussian radius of the gridded suite readout, in cells (default 2)")
     parser.add_argument("--metric", choices=["auto", *SCORE_NAMES], default="auto",
                         help=f"score for AnomFilter: auto = {UNSUPERVISED_METRIC} without deposits, the best "
                              "cell AUC with deposits")
@@ -82,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"autoencoder-only epochs before the GANs (default {defaults.warmup_epochs})")
     group.add_argument("--tiles-per-epoch", type=int, default=defaults.tiles_per_epoch,
                        help=f"tiles drawn per epoch (default {defaults.tiles_per_epoch}; 0 = one pass over all)")
-    group.add_argument("--batch", type=int, default=defaults.batch, help=f"batch size (default {defaults.batch})")
+    add_batch_size_argument(group, defaults.batch, help=f"tiles per training step (default {defaults.batch})")
     group.add_argument("--kappa", type=float, default=defaults.kappa,
                        help=f"weight of the critic-feature distance (default {defaults.kappa:g})")
     group.add_argument("--transform", choices=["auto", "log", "clr", "none"], default=defaults.transform,
@@ -90,9 +116,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "bands already transformed (default auto)")
     group.add_argument("--min-valid", type=float, default=defaults.min_valid,
                        help=f"share of cells with data a training tile needs (default {defaults.min_valid:g})")
-    group.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same scores")
-    group.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    group.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
+    add_seed_argument(group)
+    add_device_argument(group)
+    add_threads_argument(group)
     group.add_argument("--window-rows", type=int, default=512,
                        help="rows scored at a time (bounds memory; default 512)")
 
@@ -107,12 +133,13 @@ def run(args: argparse.Namespace, progress) -> int:
         deposits = _read_deposits(args, files) if args.deposits else None
         progress.log(f"{files.bands} bands, {files.rows} x {files.cols} cells of {abs(files.transform.a):g} x "
                      f"{abs(files.transform.e):g}")
+        record["commodity"] = _commodity_readout(args, files, deposits, staging, progress)
 
         detector = GeoHganDetector(
             device=args.device, threads=args.threads, tile=args.tile, stride=args.stride,
             score_stride=args.score_stride, latent=args.latent,
             epochs=args.epochs, encoder_epochs=args.epochs if args.encoder_epochs is None else args.encoder_epochs,
-            warmup_epochs=args.warmup_epochs, tiles_per_epoch=args.tiles_per_epoch or None, batch=args.batch,
+            warmup_epochs=args.warmup_epochs, tiles_per_epoch=args.tiles_per_epoch or None, batch=args.batch_size,
             kappa=args.kappa, transform=args.transform, min_valid=args.min_valid, seed=args.seed)
         record.start_timer("fit")
         valid = fit_files(detector, files, progress)
@@ -149,12 +176,53 @@ def run(args: argparse.Namespace, progress) -> int:
         record.write(staging / "run.json")
 
     out = Path(args.out).resolve()
-    outputs = {"scores": str(out / SCORES_FILE), **{name: str(out / f"{name}.tif") for name in SCORE_NAMES},
+    outputs = {**({"suite_enrichment": str(out / "suite_enrichment.tif")} if args.commodity else {}),
+               "scores": str(out / SCORES_FILE), **{name: str(out / f"{name}.tif") for name in SCORE_NAMES},
                "anomaly_cells": str(out / CELLS_FILE), "run": str(out / "run.json"), "model": str(out / "model")}
     progress.result(outputs=outputs, metrics=choice, out=str(out))
     if progress.mode != "json":
         print(f"Scores: {outputs['scores']} | anomaly cells: {outputs['anomaly_cells']} | record: {outputs['run']}")
     return 0
+
+
+def _commodity_readout(args, files: RasterFiles, deposits, staging: Path, progress) -> dict | None:
+    """``suite_enrichment.tif`` from the bands named after the commodity suite; None when commodity-blind."""
+    if not args.commodity:
+        progress.log(COMMODITY_BLIND)
+        return None
+    elements = [_band_element(name) for name in files.band_names]
+    suite = commodity_suite(args.commodity, commodity_suite_from_args(args), available=elements)
+    if not any(el in elements for el in commodity_elements(args.commodity)):
+        raise InvalidInputError(f"no raster band is named after the commodity {commodity_key(args.commodity)} "
+                                f"(bands: {', '.join(files.band_names[:12])}); grid it with 'geoanomaly grid'")
+    wanted = [i for i, el in enumerate(elements) if el in suite]
+    blocks = [block[wanted] for _, block in files.blocks()]
+    bands = np.concatenate(blocks, axis=1).astype(np.float64)
+    for b in range(len(bands)):
+        # Concentrations (all positive) are compared on a log scale; preprocessed bands are used as they are.
+        finite = np.isfinite(bands[b])
+        if np.all(bands[b][finite] > 0):
+            bands[b][finite] = np.log(bands[b][finite])
+        bands[b][finite] = robust_standardise(bands[b][finite][:, None])[:, 0]
+    readout = gridded_suite_enrichment(bands, [elements[i] for i in wanted], suite, radius_cells=args.halo_cells)
+    write_raster(staging / "suite_enrichment.tif", readout[None].astype(np.float32), files.transform, files.crs,
+                 band_names=["suite_enrichment"])
+    info = {"name": commodity_key(args.commodity), "suite": {elements[i]: suite[elements[i]] for i in wanted},
+            "readout": "suite_enrichment.tif", "halo_cells": args.halo_cells}
+    progress.log(f"Commodity {info['name']}: suite bands {', '.join(info['suite'])}; gridded suite readout written")
+    if deposits is not None:
+        try:
+            info["cell_auc"] = cell_auc(readout, files.transform, deposits, np.isfinite(readout)).to_dict()
+            progress.log(f"  suite_enrichment: cell AUC {info['cell_auc']['auc']:.3f}")
+        except InvalidInputError as exc:
+            progress.warn(f"cell AUC of suite_enrichment not computed: {exc}")
+    return info
+
+
+def _band_element(name: str) -> str:
+    """The element a band measures: its name if a symbol ("Au"), else from a unit suffix ("Au_ppb")."""
+    found = assay_columns([name])
+    return next(iter(found)) if found else name
 
 
 def _band_selection(bands: list[str] | None) -> list[str | int] | None:
@@ -229,4 +297,4 @@ def _write_cells(path: Path, cells: dict, crs) -> None:
     columns = {k: v for k, v in cells.items() if k not in {"x", "y"}}
     frame = gpd.GeoDataFrame(columns, geometry=gpd.points_from_xy(cells["x"], cells["y"]),
                              crs=crs.to_wkt() if crs else None)
-    frame.to_file(path, layer="anomaly_cells", driver="GPKG")
+    frame.to_file(path, layer="anomaly_cells", driver="GPKG", VERSION="1.2")  # 1.4 makes QGIS 3.22 warn

@@ -25,16 +25,19 @@ import pandas as pd
 
 from core.commands._options import (
     _comma_list,
+    add_like_argument,
+    add_output_argument,
     add_preprocess_arguments,
     add_sample_arguments,
     preprocessor_from_args,
     read_samples_from_args,
+    template_from_args,
 )
 from core.errors import InvalidInputError
 from core.grid.idw import prepare_grid, write_grid
 from core.io.atomic import atomic_output_dir
 from core.io.samples import SampleTable
-from core.preprocess.elements import MISSING_CODES, assay_columns
+from core.preprocess.elements import COMMODITY_BLIND, MISSING_CODES, assay_columns
 from core.runrecord import RunRecord
 
 NAME = "grid"
@@ -44,7 +47,7 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (grid.tif, run.json)")
+    add_output_argument(parser, help="output folder (grid.tif, run.json)")
     add_sample_arguments(parser)
     parser.add_argument(
         "--fields",
@@ -61,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="M",
         help="cell size in metres (default: half the median sample spacing, rounded)",
     )
+    add_like_argument(group)
     group.add_argument("--neighbours", type=int, default=12, help="samples weighted per cell (default 12)")
     group.add_argument("--power", type=float, default=2.0, help="inverse-distance power (default 2)")
     group.add_argument(
@@ -75,8 +79,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, progress) -> int:
     record = RunRecord("grid", vars(args))
     progress.stage("read", f"Reading {Path(args.samples).name}", weight=0.1)
-    table = read_samples_from_args(args)
+    like = template_from_args(args)
+    table = read_samples_from_args(args, like)
     values, names, preprocessing = _values_to_grid(args, table)
+    if preprocessing is not None:
+        # With a commodity its suite is kept whatever the detection limits (flagged in run.json).
+        progress.log(f"Commodity {args.commodity}: its suite is kept in the stack" if args.commodity
+                     else COMMODITY_BLIND)
     progress.log(
         f"{len(table)} samples, {len(names)} band(s): {', '.join(names[:12])}"
         f"{'...' if len(names) > 12 else ''}; distances in {table.work_crs.name}"
@@ -95,6 +104,7 @@ def run(args: argparse.Namespace, progress) -> int:
         power=args.power,
         max_distance=args.max_distance,
         band_names=names,
+        like=like,
     )
     with atomic_output_dir(args.out) as staging:
         grid = write_grid(staging / "grid.tif", spec, crs=table.work_crs, progress=progress)
@@ -122,6 +132,7 @@ def run(args: argparse.Namespace, progress) -> int:
             "data_share": grid.data_share,
             "neighbours": args.neighbours,
             "power": args.power,
+            "like": str(Path(args.like).resolve()) if like else None,
         }
         if preprocessing is not None:
             record["preprocessing"] = preprocessing
@@ -140,10 +151,10 @@ def _values_to_grid(
     """The (n, bands) values, band names, and the preprocessing report when elements were prepared."""
     source = Path(table.source).name
     fields = args.fields
-    chose_elements = bool(args.elements or args.pathfinders)
+    chose_elements = bool(args.elements or args.pathfinders or args.commodity)
     if fields and chose_elements:
         raise InvalidInputError(
-            "give either --fields (columns as they are) or --elements/--pathfinders, not both"
+            "give either --fields (columns as they are) or --elements/--pathfinders/--commodity, not both"
         )
     if not fields and not chose_elements and not assay_columns(table.frame.columns):
         if "anomaly_score" not in table.frame.columns:

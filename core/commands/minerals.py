@@ -26,6 +26,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.commands._options import (
+    add_batch_size_argument,
+    add_device_argument,
+    add_output_argument,
+    add_seed_argument,
+    add_threads_argument,
+)
+from core.device import cpu_threads
 from core.errors import GeoAnomalyError, InvalidInputError
 from core.io.atomic import atomic_output_dir
 from core.minerals import BACKBONES, DEFAULT_BACKBONE
@@ -49,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--model", choices=["longtail", "baseline", "multimodal"], default="longtail",
                        help="longtail: FEA -> CFL -> cRT; baseline: plain cross-entropy (for comparison); "
                             "multimodal: photo + hardness/luster/streak on a frozen backbone (default: longtail)")
-    train.add_argument("--out", required=True, help="output model folder")
+    add_output_argument(train, help="output model folder")
     train.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=BACKBONES,
                        help=f"feature extractor (default {DEFAULT_BACKBONE}: ImageNet weights installed with the engine; "
                             f"the ResNets train from scratch unless --weights is given)")
@@ -71,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--properties", help="CSV of per-specimen properties (file, hardness, luster, streak); "
                                            "default DATA/properties.csv when present")
     train.add_argument("--image-size", type=int, default=224, help="crop in pixels (default 224)")
-    train.add_argument("--batch-size", type=int, help="default 128 (longtail/baseline), 64 (multimodal)")
+    add_batch_size_argument(train, None, help="photos per step (default 128 longtail/baseline, 64 multimodal)")
     train.add_argument("--fea-epochs", type=int, default=60, help="FEA epochs (default 60; baseline trains FEA+CFL epochs)")
     train.add_argument("--cfl-epochs", type=int, default=40, help="CFL epochs (default 40)")
     train.add_argument("--crt-epochs", type=int, default=10, help="cRT epochs (default 10)")
@@ -110,18 +118,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--data", required=True, help="photo folder (split again as at training, same seed)")
     evaluate.add_argument("--properties", help="CSV of per-specimen properties (default DATA/properties.csv)")
     evaluate.add_argument("--split", choices=["test", "val", "train"], default="test", help="which photos (default test)")
-    evaluate.add_argument("--out", help="folder for metrics.json, per-class accuracy, confusion matrices, run.json")
+    add_output_argument(evaluate, required=False,
+                        help="folder for metrics.json, per-class accuracy, confusion matrices, run.json")
 
     synth = actions.add_parser("synth", help="write the synthetic long-tailed photo set (36 minerals) for trials")
     _common(synth)
-    synth.add_argument("--out", required=True, help="output photo folder")
+    add_output_argument(synth, help="output photo folder")
     synth.add_argument("--per-class-max", type=int, default=200, help="photos of the largest class (default 200)")
     synth.add_argument("--imbalance", type=float, default=80.0, help="largest / smallest class (default 80)")
     synth.add_argument("--size", type=int, default=64, help="photo size in pixels (default 64)")
     synth.add_argument("--test-per-class", type=int, default=0,
                        help="write train/ (long-tailed), val/ and a balanced test/ with this many photos per mineral "
                             "(default 0: one folder per mineral, split at training)")
-    synth.add_argument("--seed", type=int, default=0)
+    add_seed_argument(synth, help="random seed of the photos (default 0)")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -130,25 +139,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--progress", choices=["auto", "bar", "plain", "json", "none"], default=argparse.SUPPRESS,
                         help="progress display (json: one object per line, for the QGIS plugin)")
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="full traceback of internal errors")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    add_device_argument(parser)
+    add_threads_argument(parser, None, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--workers", type=int, default=0, help="photo-loading worker processes (default 0)")
 
 
 def _split_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of each mineral's photos for validation")
     parser.add_argument("--test-fraction", type=float, default=0.1, help="share of each mineral's photos for testing")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default 0)")
+    add_seed_argument(parser, help="seed of the split and the training (default 0)")
 
 
 def run(args: argparse.Namespace, progress: Progress) -> int:
     progress = Progress(mode=getattr(args, "progress", "auto"))  # may have been given after the action
-    import torch
 
-    if args.threads:
-        torch.set_num_threads(max(1, args.threads))
     actions = {"train": _train, "predict": _predict, "serve": _serve, "evaluate": _evaluate, "synth": _synth}
-    return actions[args.minerals_action](args, progress)
+    with cpu_threads(threads=args.threads):
+        return actions[args.minerals_action](args, progress)
 
 
 # -- synth ----------------------------------------------------------------------------------------------

@@ -85,9 +85,11 @@ class SuccessRateCurve:
             }
         )
 
-    def legend(self) -> str:
+    def legend(self, auc: float | None = None) -> str:
+        """The curve's line in a plot legend; ``auc``: the run's headline AUC, shown instead of the curve's area
+        so that the plot and the log print one number (see :func:`core.evaluate.report.evaluate_scores`)."""
         tops = "/".join(f"{self.top_area[k] * 100:.0f}" for k in self.top_area)
-        label = f"AUC {self.auc:.3f}; deposits in top {'/'.join(self.top_area)} % of area: {tops} %"
+        label = f"AUC {self.auc if auc is None else auc:.3f}; deposits in top {'/'.join(self.top_area)} % of area: {tops} %"
         if self.n_outside:
             label += f"; {self.n_outside} outside"
         return label
@@ -174,9 +176,14 @@ def raster_success_curve(score_grid, transform, deposit_xy, valid_mask=None) -> 
 
 
 def plot_success_rate(
-    curves: Mapping[str, SuccessRateCurve], path: str | os.PathLike, title: str = "Success-rate curve"
+    curves: Mapping[str, SuccessRateCurve], path: str | os.PathLike, title: str = "Success-rate curve",
+    auc: Mapping[str, float] | None = None,
 ) -> Path:
-    """Draw one or more success-rate curves with the random diagonal into a PNG (written atomically)."""
+    """Draw one or more success-rate curves with the random diagonal into a PNG (written atomically).
+
+    ``auc``: the AUC the run reports for each curve's name (log and run.json), printed in the legend
+    instead of the area under that one curve.
+    """
     # The Agg canvas directly: no global backend switch, no display needed.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -191,7 +198,7 @@ def plot_success_rate(
             curve.area_share * 100,
             curve.deposit_share * 100,
             linewidth=1.8,
-            label=f"{name}: {curve.legend()}",
+            label=f"{name}: {curve.legend((auc or {}).get(name))}",
         )
     for p in TOP_AREA_SHARES:
         ax.axvline(p * 100, color="0.85", linewidth=0.8, zorder=0)

@@ -33,7 +33,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from affine import Affine
@@ -41,6 +41,9 @@ from scipy.spatial import cKDTree
 
 from core.errors import InvalidInputError
 from core.grid.spacing import as_xy, distinct_locations, median_sample_spacing, tidy_length
+
+if TYPE_CHECKING:
+    from core.io.rasters import RasterGrid
 
 CELL_SPACING_FACTOR = 0.5
 MAX_DISTANCE_SPACING_FACTOR = 5.0
@@ -93,12 +96,14 @@ def grid_samples(
     band_names: Sequence[str] | None = None,
     crs=None,
     progress=None,
+    like: RasterGrid | None = None,
 ) -> GriddedRaster:
     """Grid ``values`` ((n,) or (n, bands), NaN = missing) at projected points ``xy`` (n, 2) by IDW, in memory.
 
+    ``like``: lay the grid on a template raster's (see :func:`prepare_grid`).
     For grids larger than memory use :func:`prepare_grid` and :func:`write_grid`.
     """
-    spec = prepare_grid(xy, values, cell, neighbours, power, max_distance, band_names)
+    spec = prepare_grid(xy, values, cell, neighbours, power, max_distance, band_names, like=like)
     array = np.empty((spec.bands, spec.rows, spec.cols), dtype=np.float32)
     mask = np.empty((spec.rows, spec.cols), dtype=bool)
     for block in iter_grid_blocks(spec, progress):
@@ -168,8 +173,18 @@ def prepare_grid(
     power: float = 2.0,
     max_distance: float | None = None,
     band_names: Sequence[str] | None = None,
+    like: RasterGrid | None = None,
 ) -> GridSpec:
-    """Check the inputs, choose cell and max distance, and lay out the grid; no cell is computed yet."""
+    """Check the inputs, choose cell and max distance, and lay out the grid; no cell is computed yet.
+
+    ``like`` (:func:`core.io.rasters.raster_grid`) lays the grid on another
+    raster's: the same transform and shape (its CRS is the caller's to match:
+    ``xy`` must be in it), so every raster of a run shares one grid.
+
+    Raises:
+        InvalidInputError: bad values, band names, neighbours, power, cell or max distance, or both
+            ``cell`` and ``like`` given with different cell sizes.
+    """
     xy = as_xy(xy, "sample coordinates")
     values = np.asarray(values, dtype=float)
     if values.ndim == 1:
@@ -191,6 +206,11 @@ def prepare_grid(
     if power <= 0:
         raise InvalidInputError(f"power must be positive, got {power}")
 
+    if like is not None:
+        if cell is not None and not math.isclose(float(cell), abs(like.transform.a), rel_tol=1e-9):
+            raise InvalidInputError(f"--cell {cell:g} differs from the template's cell of {abs(like.transform.a):g}; "
+                                    "give one or the other")
+        cell = abs(like.transform.a)
     cell = default_cell(xy) if cell is None else float(cell)
     if not cell > 0:
         raise InvalidInputError(f"cell size must be positive, got {cell}")
@@ -201,19 +221,23 @@ def prepare_grid(
     locations, inverse = distinct_locations(xy)
     location_values = _average_duplicates(values, inverse, len(locations))
 
-    x0 = math.floor((locations[:, 0].min() - max_distance) / cell) * cell
-    x1 = math.ceil((locations[:, 0].max() + max_distance) / cell) * cell
-    y0 = math.floor((locations[:, 1].min() - max_distance) / cell) * cell
-    y1 = math.ceil((locations[:, 1].max() + max_distance) / cell) * cell
-    cols = max(1, int(round((x1 - x0) / cell)))
-    rows = max(1, int(round((y1 - y0) / cell)))
+    if like is not None:
+        transform, rows, cols = like.transform, like.rows, like.cols
+    else:
+        x0 = math.floor((locations[:, 0].min() - max_distance) / cell) * cell
+        x1 = math.ceil((locations[:, 0].max() + max_distance) / cell) * cell
+        y0 = math.floor((locations[:, 1].min() - max_distance) / cell) * cell
+        y1 = math.ceil((locations[:, 1].max() + max_distance) / cell) * cell
+        cols = max(1, int(round((x1 - x0) / cell)))
+        rows = max(1, int(round((y1 - y0) / cell)))
+        transform = Affine(cell, 0.0, x0, 0.0, -cell, y1)
     if rows * cols > MAX_CELLS:
         raise InvalidInputError(
             f"a {cell:g} cell grid over this survey would have {rows} x {cols} cells: "
             "use a larger --cell (are the coordinates projected metres?)"
         )
     return GridSpec(
-        transform=Affine(cell, 0.0, x0, 0.0, -cell, y1),
+        transform=transform,
         rows=rows,
         cols=cols,
         cell=cell,
@@ -229,10 +253,11 @@ def prepare_grid(
 def iter_grid_blocks(spec: GridSpec, progress=None) -> Iterator[GridBlock]:
     """The grid's cells by IDW, in successive blocks of rows from the top (``spec.block_rows`` at a time)."""
     transform, cols, k = spec.transform, spec.cols, spec.neighbours
-    centres_x = transform.c + (np.arange(cols) + 0.5) * spec.cell
+    # From the transform, not the cell size: a template grid (--like) may have cells that are not square.
+    centres_x = transform.c + (np.arange(cols) + 0.5) * transform.a
     for start in range(0, spec.rows, spec.block_rows):
         stop = min(spec.rows, start + spec.block_rows)
-        centres_y = transform.f - (np.arange(start, stop) + 0.5) * spec.cell
+        centres_y = transform.f + (np.arange(start, stop) + 0.5) * transform.e
         gx, gy = np.meshgrid(centres_x, centres_y)
         centres = np.c_[gx.ravel(), gy.ravel()]
         distance, index = spec.tree.query(centres, k=k, distance_upper_bound=spec.max_distance)

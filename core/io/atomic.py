@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,11 @@ def atomic_output_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
     """Yield a staging folder; on success move its contents into ``out_dir``.
 
     Files already in ``out_dir`` with the same names are replaced; others are
-    left alone.
+    left alone. Safe in any thread: SIGTERM (the plugin's Cancel) is turned
+    into :class:`CancelledError` only when called from the main thread.
+
+    Raises:
+        OutputNotWritableError: the folder cannot be created or written (also an ``OSError``).
     """
     out = Path(out_dir).expanduser().resolve()
     parent = out.parent
@@ -41,7 +46,10 @@ def atomic_output_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(stale, ignore_errors=True)
     staging = parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    try:
+        staging.mkdir()
+    except OSError as exc:  # os.access says yes on some file systems (/sys, read-only mounts) that refuse
+        raise OutputNotWritableError(f"output folder {out} is not writable: {exc.strerror}") from exc
     previous = _install_sigterm_handler()
     try:
         yield staging
@@ -53,7 +61,8 @@ def atomic_output_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
             os.replace(item, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not _NOT_INSTALLED:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def atomic_write_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
@@ -73,16 +82,23 @@ def _atomic_file(path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+_NOT_INSTALLED = object()
+
+
 def _install_sigterm_handler():
-    """Turn SIGTERM (the plugin's Cancel) into an exception so staging is removed."""
+    """Turn SIGTERM (the plugin's Cancel) into an exception so staging is removed.
+
+    Returns the handler to restore, or ``_NOT_INSTALLED`` outside the main
+    thread: Python allows signal handlers only there, and a worker thread (a
+    notebook's, an in-process QGIS task) must neither install nor restore one.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return _NOT_INSTALLED
 
     def _handler(signum, frame):  # noqa: ARG001
         raise CancelledError("cancelled")
 
-    try:
-        return signal.signal(signal.SIGTERM, _handler)
-    except ValueError:  # not in the main thread (library use): leave signals alone
-        return signal.getsignal(signal.SIGTERM)
+    return signal.signal(signal.SIGTERM, _handler)
 
 
 def _process_alive(pid: int) -> bool:

@@ -7,8 +7,16 @@
   block by block, for rasters larger than memory.
 - :func:`read_raster_stack`: one multi-band file or several single-band
   files on one grid -> :class:`RasterStack` (NaN for nodata).
-- :func:`iter_windows`: blocks of rows, for rasters larger than memory.
+- :func:`iter_windows`: blocks of rows, each with its own transform, for
+  rasters larger than memory.
 - :func:`sample_raster_at`: raster values at points.
+
+Every read goes through :func:`read_cells`, which takes GDAL's mask of each
+band (``read(masked=True)``): the nodata value, an internal mask band or a
+per-dataset mask (what several GIS tools write instead of a nodata value),
+or an alpha band. A masked cell is NaN, whichever way the file marks it.
+Every write marks missing cells with the nodata value, so outputs keep their
+mask too (a masked array's mask included).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import rasterio
@@ -27,7 +36,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioIOError
 from rasterio.windows import Window
 
-from core.errors import InvalidCrsError, InvalidInputError, NonMatchingRasterMetadataError
+from core.errors import CrsMismatchError, InvalidCrsError, InvalidInputError, NonMatchingRasterMetadataError
 from core.io.atomic import atomic_write_path
 
 DEFAULT_NODATA = -9999.0
@@ -58,6 +67,39 @@ class RasterStack:
             ) from None
 
 
+@dataclass(frozen=True)
+class RasterGrid:
+    """A raster's grid without its values: what ``--like`` lays a new raster on."""
+
+    transform: Affine
+    rows: int
+    cols: int
+    crs: CRS | None
+    path: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.rows, self.cols
+
+
+def raster_grid(path: str | os.PathLike) -> RasterGrid:
+    """The grid (transform, shape, CRS) of the raster at ``path``.
+
+    Raises:
+        InvalidInputError: the file is missing or unreadable, or its grid is rotated.
+        InvalidCrsError: it has no CRS, or one not in metres (distances are measured on it).
+    """
+    with _open(path) as src:
+        grid = RasterGrid(src.transform, src.height, src.width, src.crs, str(path))
+    name = Path(path).name
+    if grid.transform.b or grid.transform.d:
+        raise InvalidInputError(f"{name} is a rotated grid; only north-up rasters can be used as a template")
+    if grid.crs is None or not grid.crs.is_projected:
+        raise InvalidCrsError(f"{name} is in {grid.crs.to_string() if grid.crs else 'no CRS'}; a template grid "
+                              "needs a projected CRS in metres: reproject it first")
+    return grid
+
+
 def to_crs(crs) -> CRS | None:
     """A rasterio CRS from an EPSG code, a WKT/PROJ string, a pyproj or rasterio CRS (None stays None)."""
     if crs is None or isinstance(crs, CRS):
@@ -82,6 +124,8 @@ def write_raster(
 ) -> Path:
     """Write ``array`` ((rows, cols) or (bands, rows, cols)) as a float32 GeoTIFF; NaN -> ``nodata``."""
     path = Path(path)
+    if np.ma.isMaskedArray(array):  # np.asarray would drop the mask
+        array = np.ma.asarray(array, dtype=np.float32).filled(np.nan)
     data = np.asarray(array, dtype=np.float32)
     if data.ndim == 2:
         data = data[np.newaxis]
@@ -189,10 +233,15 @@ def _band_names(src, path: Path) -> list[str]:
     return names
 
 
-def _to_nan(values: np.ndarray, nodata) -> np.ndarray:
-    values = values.astype(np.float32, copy=False)
-    if nodata is not None and not np.isnan(nodata):
-        values[values == np.float32(nodata)] = np.nan
+def read_cells(src, window: Window | None = None) -> np.ndarray:
+    """(bands, rows, cols) float32 of an open dataset, NaN wherever GDAL's mask says there is no data.
+
+    The mask is GDAL's per band: the nodata value, an internal or per-dataset
+    mask band, or an alpha band (rasterio's ``read(masked=True)``).
+    """
+    data = src.read(window=window, masked=True)
+    values = np.ma.getdata(data).astype(np.float32, copy=True)
+    values[np.ma.getmaskarray(data)] = np.nan
     return values
 
 
@@ -250,8 +299,8 @@ class RasterFiles:
         """``(first_row, values)`` for successive blocks of rows; values (bands, n, cols) float32, NaN = nodata."""
         streams = [iter_windows(path, self.block_rows) for path in self.paths]
         for parts in zip(*streams):
-            window = parts[0][0]
-            values = np.concatenate([block for _, block in parts], axis=0) if len(parts) > 1 else parts[0][1]
+            window = parts[0].window
+            values = np.concatenate([part.values for part in parts], axis=0) if len(parts) > 1 else parts[0].values
             yield int(window.row_off), values[self.band_index]
 
 
@@ -262,6 +311,11 @@ def read_raster_stack(
 
     ``bands`` picks bands by name (band description, or file stem for an
     unnamed single band) or by 1-based number in the combined stack.
+
+    Raises:
+        InvalidInputError: a file is missing or unreadable, or a band is unknown.
+        NonMatchingRasterMetadataError: the files do not share one grid
+            (:class:`CrsMismatchError` when their CRSs differ).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -269,7 +323,7 @@ def read_raster_stack(
     arrays = []
     for path in files.paths:
         with _open(path) as src:
-            arrays.append(_to_nan(src.read(), src.nodata))
+            arrays.append(read_cells(src))
     values = np.concatenate(arrays, axis=0) if len(arrays) > 1 else arrays[0]
     values = values[files.band_index] if bands is not None else values
     return RasterStack(
@@ -300,7 +354,7 @@ def _check_same_grid(ref_path: Path, ref, path: Path, grid) -> None:
     ref_crs, ref_transform, ref_w, ref_h = ref
     crs, transform, w, h = grid
     if ref_crs != crs:
-        raise NonMatchingRasterMetadataError(
+        raise CrsMismatchError(
             f"{path} is in {crs.to_string() if crs else 'no CRS'} but {ref_path} is in "
             f"{ref_crs.to_string() if ref_crs else 'no CRS'}: reproject them to one CRS first"
         )
@@ -318,18 +372,26 @@ def _check_same_grid(ref_path: Path, ref, path: Path, grid) -> None:
         )
 
 
-def iter_windows(path: str | os.PathLike, block_rows: int = 512) -> Iterator[tuple[Window, np.ndarray]]:
-    """Yield ``(window, values)`` for successive blocks of ``block_rows`` full rows.
+class RasterBlock(NamedTuple):
+    """A block of rows read from a raster, georeferenced on its own."""
 
-    ``values`` is (bands, rows_in_block, cols) float32 with NaN for nodata;
-    ``rasterio.windows.transform(window, src.transform)`` georeferences it.
+    window: Window
+    values: np.ndarray  # (bands, rows_in_block, cols) float32, NaN where there is no data
+    transform: Affine  # of the block's first cell, so the block can be written or sampled alone
+
+
+def iter_windows(path: str | os.PathLike, block_rows: int = 512) -> Iterator[RasterBlock]:
+    """Yield a :class:`RasterBlock` (window, values, transform) for successive blocks of ``block_rows`` full rows.
+
+    Raises:
+        InvalidInputError: the file is missing or unreadable.
     """
     if block_rows < 1:
-        raise ValueError("block_rows must be at least 1")
+        raise InvalidInputError("block_rows must be at least 1")
     with _open(path) as src:
         for row in range(0, src.height, block_rows):
             window = Window(0, row, src.width, min(block_rows, src.height - row))
-            yield window, _to_nan(src.read(window=window), src.nodata)
+            yield RasterBlock(window, read_cells(src, window), src.window_transform(window))
 
 
 def sample_raster_at(path_or_stack: str | os.PathLike | RasterStack, xy, block_rows: int = 512) -> np.ndarray:
@@ -349,7 +411,7 @@ def sample_raster_at(path_or_stack: str | os.PathLike | RasterStack, xy, block_r
         out = np.full((len(xy), src.count), np.nan, dtype=np.float32)
         for start in np.unique(rows[inside] // block_rows) * block_rows:
             window = Window(0, int(start), src.width, min(block_rows, src.height - int(start)))
-            block = _to_nan(src.read(window=window), src.nodata)
+            block = read_cells(src, window)
             here = inside & (rows >= start) & (rows < start + window.height)
             out[here] = block[:, rows[here] - start, cols[here]].T
         return out

@@ -54,7 +54,12 @@ class SampleTable:
 
 def read_samples(path: str | Path, x: str | None = None, y: str | None = None, crs: str | None = None,
                  work_crs: str | None = None, layer: str | None = None) -> SampleTable:
-    """Read a point file of samples; see the module docstring for the rules."""
+    """Read a point file of samples; see the module docstring for the rules.
+
+    Raises:
+        InvalidInputError: the file is missing, unreadable, empty or has no coordinate columns.
+        InvalidCrsError: the CRS is missing, unknown, or not projected where metres are needed.
+    """
     path = Path(path)
     frame, xs, ys, in_crs, x_col, y_col = _read_points(path, x, y, crs, layer, what="samples")
     if len(frame) == 0:
@@ -66,7 +71,12 @@ def read_samples(path: str | Path, x: str | None = None, y: str | None = None, c
 
 def read_deposits(path: str | Path, work_crs: pyproj.CRS | str, x: str | None = None, y: str | None = None,
                   crs: str | None = None, layer: str | None = None) -> np.ndarray:
-    """Known deposits as an (m, 2) array of coordinates in ``work_crs``."""
+    """Known deposits as an (m, 2) array of coordinates in ``work_crs``.
+
+    Raises:
+        InvalidInputError: the file is missing, unreadable or has no coordinate columns.
+        InvalidCrsError: the deposits' CRS is missing or unknown.
+    """
     return read_points(path, work_crs, x, y, crs, layer, what="deposits")[1]
 
 

@@ -10,6 +10,7 @@ twice and a survey that reports some batches as oxides loses nothing.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,7 +57,9 @@ PATHFINDERS: dict[str, dict] = {
         "source": "W skarn and greisen systems: Meinert et al. 2005 (Econ. Geol. 100th Anniv. Vol.); Černý et al. 2005",
     },
     "Li": {
-        "elements": ["Li", "Cs", "Ta", "Nb", "Rb", "Be", "Sn", "B", "F", "Ga", "Tl", "K"],
+        # Low K/Rb marks fractionated pegmatite; it is read through Rb's enrichment, since the readouts
+        # count enrichment only (K itself is not enriched).
+        "elements": ["Li", "Cs", "Ta", "Nb", "Rb", "Be", "Sn", "B", "F", "Ga", "Tl"],
         "source": "LCT pegmatites: Černý & Ercit 2005 (Can. Mineral. 43); Bradley et al. 2017 (USGS PP 1802-K)",
     },
     "Pb-Zn": {
@@ -69,15 +72,66 @@ PATHFINDER_ALIASES = {"gold": "Au", "copper": "Cu", "nickel": "Ni", "tungsten": 
                       "pb": "Pb-Zn", "zn": "Pb-Zn", "pbzn": "Pb-Zn", "pb-zn": "Pb-Zn", "lead-zinc": "Pb-Zn",
                       "au": "Au", "cu": "Cu", "ni": "Ni", "w": "W", "li": "Li"}
 
+# What the log says when no commodity is given.
+COMMODITY_BLIND = ("no commodity given: the map is commodity-blind (any unusual chemistry, enriched or depleted, "
+                   "in any element); give the commodity to read the map for it")
+
 # Codes for missing assays used by survey exports.
 MISSING_CODES = (-9999.0, -99999.0, -999999.0)
 
 
-def pathfinder_elements(commodity: str) -> list[str]:
+def commodity_key(commodity: str) -> str:
+    """The canonical name of a commodity (``gold`` -> ``Au``, ``pbzn`` -> ``Pb-Zn``); clear error if unknown."""
     key = PATHFINDER_ALIASES.get(commodity.strip().lower().replace(" ", ""), commodity.strip())
     if key not in PATHFINDERS:
         raise InvalidInputError(f"no pathfinder set for {commodity!r}; known: {', '.join(PATHFINDERS)}")
-    return list(PATHFINDERS[key]["elements"])
+    return key
+
+
+def pathfinder_elements(commodity: str) -> list[str]:
+    return list(PATHFINDERS[commodity_key(commodity)]["elements"])
+
+
+def commodity_elements(commodity: str) -> list[str]:
+    """The element(s) the commodity is assayed as: ``Au`` -> [Au]; ``Pb-Zn`` -> [Pb, Zn]."""
+    return commodity_key(commodity).split("-")
+
+
+def commodity_suite(commodity: str, pathfinders: list[str] | None = None,
+                    available: list[str] | None = None) -> dict[str, float]:
+    """Element -> weight for the commodity readouts and the pathfinder index.
+
+    The commodity is the target and its pathfinders corroborate it, so the
+    commodity element(s) weigh as much as all pathfinders together (1 each
+    side, split evenly). ``pathfinders`` replaces the literature set
+    (``--pathfinders-file`` or an explicit list); the commodity is always in.
+    With ``available`` (the survey's elements), the weights are split among
+    the elements the survey has, so a survey with 3 of 14 pathfinders still
+    gives its pathfinders half the weight.
+    """
+    target = commodity_elements(commodity)
+    others = pathfinder_elements(commodity) if pathfinders is None else list(pathfinders)
+    others = [el for el in dict.fromkeys(others) if el not in target]
+    if available is not None:
+        target = [el for el in target if el in available] or target
+        others = [el for el in others if el in available]
+    suite = {el: 1.0 / len(target) for el in target}
+    suite.update({el: 1.0 / len(others) for el in others})
+    return suite
+
+
+def read_pathfinders_file(path: str | Path) -> list[str]:
+    """Pathfinder elements from a text file: symbols separated by commas, spaces or lines; ``#`` starts a comment."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"pathfinders file {path} does not exist")
+    text = "\n".join(line.split("#", 1)[0] for line in path.read_text(encoding="utf-8").splitlines())
+    names = [tok for tok in re.split(r"[\s,;]+", text) if tok]
+    unknown = [n for n in names if n not in ATOMIC_WEIGHT]
+    if unknown or not names:
+        raise InvalidInputError(f"{path.name}: expected element symbols such as As, Sb, Bi; "
+                                f"{'got ' + ', '.join(unknown[:5]) if unknown else 'the file lists none'}")
+    return names
 
 
 def parse_formula(name: str) -> dict[str, int] | None:

@@ -8,7 +8,10 @@ Steps, in order (each recorded in ``report_``):
    "<v") are told apart. Elements missing or below detection in more than
    ``max_missing`` of samples are dropped: a column that is mostly imputed
    carries little information and, after CLR, turns into a copy of every
-   other such column.
+   other such column. With a ``commodity``, the commodity and its pathfinders
+   are never dropped for this: the geologist explores for them, and gold is
+   often mostly below detection. They are imputed, flagged (``protected`` in
+   the report) and kept whenever they have at least one detected value.
 3. Below-detection values are imputed at ``detection_limit_fraction`` × the
    limit (½ by custom); missing assays at the element's median detected value
    (so they do not look anomalous), and flagged.
@@ -24,10 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import InvalidInputError
+from core.errors import InvalidInputError, NotFittedError
 from core.io.samples import SampleTable
 from core.preprocess import transforms
-from core.preprocess.elements import assay_columns, numeric_assays, pathfinder_elements
+from core.preprocess.elements import (
+    assay_columns,
+    commodity_elements,
+    commodity_key,
+    commodity_suite,
+    numeric_assays,
+    pathfinder_elements,
+)
 
 MIN_SAMPLES = 10
 
@@ -53,7 +63,8 @@ class Preprocessor:
     """Element selection, imputation, log-ratio transform and scaling (scikit-learn style)."""
 
     def __init__(self, elements: list[str] | None = None, pathfinders: str | None = None, transform: str = "clr",
-                 scaling: str = "robust", max_missing: float = 0.5, detection_limit_fraction: float = 0.5) -> None:
+                 scaling: str = "robust", max_missing: float = 0.5, detection_limit_fraction: float = 0.5,
+                 commodity: str | None = None, suite: list[str] | None = None) -> None:
         if transform not in transforms.TRANSFORMS:
             raise InvalidInputError(f"unknown transform {transform!r}: choose one of {', '.join(transforms.TRANSFORMS)}")
         if scaling not in ("robust", "standard", "none"):
@@ -70,6 +81,10 @@ class Preprocessor:
         self.scaling = scaling
         self.max_missing = max_missing
         self.detection_limit_fraction = detection_limit_fraction
+        self.commodity = commodity_key(commodity) if commodity else None
+        if suite and not commodity:
+            raise InvalidInputError("a pathfinder list needs a commodity (--commodity)")
+        self.suite = list(suite) if suite else None
 
     # -- fitting ------------------------------------------------------------
     def fit(self, table: SampleTable) -> Preprocessor:
@@ -78,7 +93,18 @@ class Preprocessor:
             raise InvalidInputError(f"{source}: {len(table)} samples are too few; at least {MIN_SAMPLES} are needed")
         available = assay_columns(table.frame.columns)
         wanted = self._wanted_elements(available, table, source)
+        protected = self.protected_elements()
+        for element in protected:
+            if element not in wanted and element in available:
+                wanted[element] = available[element]  # the suite is always read, whatever --elements says
         report, kept = [], {}
+        for element in protected:
+            if element not in wanted:
+                if element in commodity_elements(self.commodity):
+                    raise InvalidInputError(f"{source}: no assay column for the commodity {element} (expected a "
+                                            f"column such as {element}_ppm or {element}_ppb)")
+                report.append({"element": element, "columns": [], "kept": False, "protected": True,
+                               "reason": "not assayed in this survey"})
         for element, columns in wanted.items():
             values, below = _combine(table, columns, source)
             n = len(values)
@@ -87,13 +113,26 @@ class Preprocessor:
             share_below = float(below.mean())
             entry = {"element": element, "columns": [c for c, _ in columns], "missing_share": round(share_missing, 4),
                      "below_detection_share": round(share_below, 4)}
-            if share_missing + share_below > self.max_missing:
+            detected = values[~missing & ~below]
+            if element in protected:
+                entry["protected"] = True
+            if element in protected and len(detected) and share_missing + share_below > self.max_missing:
+                # Kept although mostly imputed: the commodity suite is never dropped for detection limits.
+                entry.update(kept=True, fill_missing=float(np.median(detected)), n=n,
+                             note=f"{(share_missing + share_below) * 100:.0f}% missing or below detection: "
+                                  "imputed and kept (commodity suite)")
+                kept[element] = columns
+            elif element in protected and not len(detected):
+                if element in commodity_elements(self.commodity):
+                    raise InvalidInputError(f"{source}: the commodity {element} has no detected value; "
+                                            "nothing can be read from it")
+                entry.update(kept=False, reason="no detected value")
+            elif share_missing + share_below > self.max_missing:
                 entry.update(kept=False, reason=f"{(share_missing + share_below) * 100:.0f}% missing or below detection "
                                                 f"(limit {self.max_missing * 100:.0f}%)")
             elif (~missing & ~below).sum() < 3 or np.nanstd(values[~missing]) == 0:
                 entry.update(kept=False, reason="constant or nearly no detected values")
             else:
-                detected = values[~missing & ~below]
                 entry.update(kept=True, fill_missing=float(np.median(detected)), n=n)
                 kept[element] = columns
             report.append(entry)
@@ -110,8 +149,14 @@ class Preprocessor:
         return self
 
     def transform(self, table: SampleTable) -> PreparedSamples:
+        """The samples' assays as the fitted transform and scaling prepare them.
+
+        Raises:
+            NotFittedError: ``fit`` has not been called.
+            InvalidInputError: a column the fitted elements need is missing.
+        """
         self._check_fitted()
-        raw, imputed = self._impute(table, Path(table.source).name)
+        raw, imputed, _ = self._impute(table, Path(table.source).name)
         features = (transforms.apply(self.transform_name, raw) - self.center_) / self.scale_
         return PreparedSamples(features.astype(np.float32), table.xy.astype(np.float64), self.feature_names_, imputed)
 
@@ -132,13 +177,33 @@ class Preprocessor:
     def dropped_(self) -> list[dict]:
         return [r for r in self.report_ if not r.get("kept")]
 
+    def protected_elements(self) -> dict[str, float]:
+        """The commodity suite (element -> weight) this preprocessor never drops; empty without a commodity."""
+        if not self.commodity:
+            return {}
+        return commodity_suite(self.commodity, self.suite)
+
+    def suite_(self) -> dict[str, float]:
+        """The commodity suite over the kept elements, weights split among them (empty without a commodity)."""
+        if not self.commodity:
+            return {}
+        return commodity_suite(self.commodity, self.suite, available=self.elements_)
+
+    def imputed_assays(self, table: SampleTable) -> tuple[np.ndarray, np.ndarray]:
+        """Concentrations in ppm of the kept elements, imputed (n, p), and where the assay was missing (not
+        merely below detection)."""
+        self._check_fitted()
+        raw, _, missing = self._impute(table, Path(table.source).name)
+        return raw, missing
+
     # -- persistence ----------------------------------------------------------
     def to_dict(self) -> dict:
         self._check_fitted()
         return {
             "params": {"elements": self.elements, "pathfinders": self.pathfinders, "transform": self.transform_name,
                        "scaling": self.scaling, "max_missing": self.max_missing,
-                       "detection_limit_fraction": self.detection_limit_fraction},
+                       "detection_limit_fraction": self.detection_limit_fraction,
+                       "commodity": self.commodity, "suite": self.suite},
             "element_columns": self.element_columns_, "fill_missing": self.fill_missing_,
             "center": self.center_.tolist(), "scale": self.scale_.tolist(), "report": self.report_,
         }
@@ -147,7 +212,7 @@ class Preprocessor:
     def from_dict(cls, data: dict) -> Preprocessor:
         p = data["params"]
         self = cls(p["elements"], p["pathfinders"], p["transform"], p["scaling"], p["max_missing"],
-                   p["detection_limit_fraction"])
+                   p["detection_limit_fraction"], commodity=p.get("commodity"), suite=p.get("suite"))
         self.element_columns_ = {el: [list(c) for c in cols] for el, cols in data["element_columns"].items()}
         self.fill_missing_ = dict(data["fill_missing"])
         self.center_ = np.asarray(data["center"], dtype=np.float64)
@@ -185,10 +250,11 @@ class Preprocessor:
                                         f"of the file")
         return wanted
 
-    def _impute(self, table: SampleTable, source: str) -> tuple[np.ndarray, np.ndarray]:
+    def _impute(self, table: SampleTable, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = len(table)
         raw = np.empty((n, len(self.element_columns_)))
         imputed = np.zeros((n, len(self.element_columns_)), dtype=bool)
+        not_assayed = np.zeros_like(imputed)
         for j, (element, columns) in enumerate(self.element_columns_.items()):
             missing_cols = [c for c, _ in columns if c not in table.frame.columns]
             if missing_cols:
@@ -200,11 +266,12 @@ class Preprocessor:
             values[missing] = self.fill_missing_[element]
             raw[:, j] = values
             imputed[:, j] = missing | below
-        return raw, imputed
+            not_assayed[:, j] = missing
+        return raw, imputed, not_assayed
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "center_"):
-            raise RuntimeError("Preprocessor is not fitted yet")
+            raise NotFittedError("the preprocessor is not fitted yet: call fit() or fit_transform() first")
 
 
 def _combine(table: SampleTable, columns: list[tuple[str, float]], source: str) -> tuple[np.ndarray, np.ndarray]:

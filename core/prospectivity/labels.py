@@ -89,7 +89,7 @@ def write_points(path: str | os.PathLike, xy: np.ndarray, crs, columns: dict[str
     path = Path(path)
     xy = np.asarray(xy, dtype=float).reshape(-1, 2)
     frame = gpd.GeoDataFrame(columns, geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=crs)
-    frame.to_file(path, driver="GPKG", layer=path.stem)
+    frame.to_file(path, driver="GPKG", layer=path.stem, VERSION="1.2")  # 1.4 makes QGIS 3.22 warn
     return path
 
 

@@ -132,3 +132,13 @@ def cells_from_mask_raster(stack: EvidenceStack, path: str | os.PathLike) -> np.
     values = mask.values[-1]
     chosen = np.isfinite(values) & (values != 0)
     return stack.flat_index_map()[chosen & stack.valid_mask]
+
+
+def near_cells(rows: np.ndarray, cols: np.ndarray, deposit_cells: np.ndarray, radius: int) -> np.ndarray:
+    """Bool per valid cell: within ``radius`` cells (Chebyshev) of a deposit."""
+    shape = (int(rows.max()) + 1, int(cols.max()) + 1)
+    near = np.zeros(shape, dtype=bool)
+    for i in np.asarray(deposit_cells, dtype=np.int64):
+        r, c = rows[i], cols[i]
+        near[max(r - radius, 0):r + radius + 1, max(c - radius, 0):c + radius + 1] = True
+    return near[rows, cols]

@@ -5,8 +5,10 @@ flatters itself. The grid is cut into square blocks; blocks are dealt to
 folds (blocks holding deposits first, balancing the number of deposits per
 fold); each fold's deposits are held out, the whole procedure is re-run on
 the other deposits with the fold's blocks closed to labels and queries, and
-each held-out deposit is scored on the map that never saw it. Neighbouring
-cells of a held-out deposit are in its own block, so they cannot leak
+each held-out deposit is scored on the map that never saw it. The cells
+within ``buffer_cells`` of a held-out deposit are closed too, even where
+they spill into a neighbouring block, so that no label, query or oracle
+answer in training touches a held-out deposit's neighbourhood
 (evaluation.md, section 3).
 
 The figure per deposit is its *capture area share*: the share of valid cells
@@ -25,6 +27,7 @@ import numpy as np
 
 from core.errors import InvalidInputError
 from core.evaluate.curves import SuccessRateCurve, success_curve
+from core.prospectivity.stack import near_cells
 
 
 @dataclass
@@ -33,6 +36,11 @@ class BlockedFolds:
     fold_of_deposit: np.ndarray  # (n_deposits,) fold of each deposit
     n_folds: int
     block_cells: int  # side of a block, in cells
+    closed: list[np.ndarray]  # per fold: bool per valid cell, the fold's blocks + its deposits' neighbourhoods
+
+    def closed_cells(self, fold: int) -> np.ndarray:
+        """Bool per valid cell: no label, query or answer may come from here when ``fold`` is held out."""
+        return self.closed[fold]
 
 
 def blocked_folds(
@@ -42,6 +50,7 @@ def blocked_folds(
     n_folds: int = 5,
     block_cells: int | None = None,
     seed: int = 0,
+    buffer_cells: int = 1,
 ) -> BlockedFolds:
     """Deal square blocks of ``block_cells`` (default: 1/16 of the longer grid side) to ``n_folds`` folds.
 
@@ -80,7 +89,10 @@ def blocked_folds(
         fold_of_block[int(b)] = int(fold)
     blocks, inverse = np.unique(block, return_inverse=True)
     fold_of_cell = np.array([fold_of_block[int(b)] for b in blocks], dtype=np.int64)[inverse.reshape(-1)]
-    return BlockedFolds(fold_of_cell, fold_of_cell[deposit_cells], n_folds, block_cells)
+    fold_of_deposit = fold_of_cell[deposit_cells]
+    closed = [(fold_of_cell == f) | near_cells(rows, cols, deposit_cells[fold_of_deposit == f], buffer_cells)
+              for f in range(n_folds)]
+    return BlockedFolds(fold_of_cell, fold_of_deposit, n_folds, block_cells, closed)
 
 
 def capture_area_shares(probability: np.ndarray, deposit_cells: np.ndarray) -> np.ndarray:
@@ -106,7 +118,7 @@ def cross_validated_shares(
     shares = np.full(len(deposit_cells), np.nan)
     for fold in range(folds.n_folds):
         held_out = folds.fold_of_deposit == fold
-        probability = fit_predict(deposit_cells[~held_out], folds.fold_of_cell == fold)
+        probability = fit_predict(deposit_cells[~held_out], folds.closed_cells(fold))
         shares[held_out] = capture_area_shares(probability, deposit_cells[held_out])
         if on_fold is not None:
             on_fold(fold + 1, folds.n_folds)

@@ -118,8 +118,8 @@ def install_instructions() -> str:
         "In a terminal:\n"
         f"python3 -m venv '{venv}'\n"
         f"'{python}' -m pip install -c '{engine_src / 'constraints.txt'}' '{engine_src}'\n"
-        "Then press 'Check engine' again (or set the interpreter path above to an\n"
-        "environment where `python -m core info` works)."
+        "Then press 'Check engine' again (or set the interpreter path above to a\n"
+        "Python environment that has the GeoAnomaly engine)."
     )
 
 

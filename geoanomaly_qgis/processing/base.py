@@ -54,6 +54,8 @@ from qgis.core import (
     QgsProcessingFeatureSourceDefinition,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
+    QgsProcessingOutputHtml,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
@@ -61,18 +63,27 @@ from qgis.core import (
     QgsProcessingParameterField,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
+    QgsProject,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from .. import outputs as lasting
 from ..engine import EngineCancelled, EngineError, install_instructions, run_engine
+from ..results_page import write_results_page
 from ..settings import DEVICES, default_device, engine_interpreter
 from ..styling import run_group_name
 from . import layers as layer_checks
 from .results import ResultLayerLoader
 
 ICONS_DIR = Path(__file__).resolve().parent.parent / "resources" / "icons"
+REPLACE_LABEL = "Replace an earlier run in the output folder"
+DEPOSITS_FILE = "deposits_used.gpkg"
+# The engine's message of each algorithm's last failed run, for the error dialog the toolbar's dialogs show
+# (plugin.py); taken (removed) when shown.
+ENGINE_FAILURES: dict[str, str] = {}
 
 
 @dataclass
@@ -85,6 +96,7 @@ class EngineRun:
     argv: list[str] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
     samples_crs: QgsCoordinateReferenceSystem | None = None
+    deposits_file: Path | None = None  # the deposits as the engine saw them, kept in the run folder
 
 
 class EngineAlgorithm(QgsProcessingAlgorithm):
@@ -96,6 +108,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     GROUP = "Anomalies"
     GROUP_ID = "anomalies"
     ICON = "geoanomaly.svg"
+    TOOLTIP = ""  # one line for the toolbar button and the toolbox
     HELP = ""
 
     # Parameter names shared by the algorithms (and by models built from them).
@@ -103,11 +116,15 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
     ELEMENTS = "ELEMENTS"
     DEPOSITS = "DEPOSITS"
     DEVICE = "DEVICE"
+    COMMODITY = "COMMODITY"
     SEED = "SEED"
     CELL = "CELL"
     WORK_CRS = "WORK_CRS"
+    LIKE = "LIKE"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    OVERWRITE = "OVERWRITE"
     RUN_RECORD = "RUN_RECORD"
+    RESULTS_PAGE = "RESULTS_PAGE"
 
     # -- identity (QGIS asks for these) --------------------------------------
     def createInstance(self):  # noqa: N802 - QGIS API name
@@ -127,6 +144,9 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802
         return self.HELP
+
+    def shortDescription(self) -> str:  # noqa: N802
+        return self.TOOLTIP
 
     def icon(self) -> QIcon:
         return QIcon(str(ICONS_DIR / self.ICON))
@@ -164,9 +184,32 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             return ok, message
         try:
             self.check_inputs(parameters, context)
+            self.check_output_folder(parameters, context)
         except QgsProcessingException as exc:
             return False, str(exc)
         return True, ""
+
+    def check_output_folder(self, parameters: dict, context: QgsProcessingContext) -> Path | None:
+        """The output folder, checked before anything starts: writable, and not an earlier run unless replacing
+        it was asked for (the engine refuses such a folder without ``--overwrite``)."""
+        if self.parameterDefinition(self.OUTPUT_FOLDER) is None:
+            return None
+        out_dir = Path(self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)).absolute()
+        problem = lasting.check_writable(out_dir)
+        if problem:
+            raise QgsProcessingException(problem)
+        if lasting.holds_earlier_run(out_dir) and not self.replace_earlier_run(parameters, context, out_dir):
+            raise QgsProcessingException(
+                f"The output folder {out_dir} holds an earlier run. Choose another output folder, or tick "
+                f"'{self.tr(REPLACE_LABEL)}' (under Advanced parameters) to replace it.")
+        return out_dir
+
+    def replace_earlier_run(self, parameters: dict, context: QgsProcessingContext, out_dir: Path) -> bool:
+        """Whether the earlier run in ``out_dir`` may be replaced: the parameter, or the user's answer."""
+        if self.parameterDefinition(self.OVERWRITE) is not None and \
+                self.parameterAsBoolean(parameters, self.OVERWRITE, context):
+            return True
+        return lasting.ask_to_replace(out_dir)
 
     def check_inputs(self, parameters: dict, context: QgsProcessingContext) -> None:
         """Raise ``QgsProcessingException`` for unusable inputs (extend in subclasses)."""
@@ -182,9 +225,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         self.check_inputs(parameters, context)
-        out_dir = None
-        if self.parameterDefinition(self.OUTPUT_FOLDER) is not None:
-            out_dir = Path(self.parameterAsFileOutput(parameters, self.OUTPUT_FOLDER, context)).absolute()
+        out_dir = self.check_output_folder(parameters, context)
         workdir = Path(QgsProcessingUtils.tempFolder()) / f"geoanomaly-inputs-{uuid.uuid4().hex[:10]}"
         workdir.mkdir(parents=True, exist_ok=True)
         run = EngineRun(out_dir=out_dir or workdir, workdir=workdir,
@@ -195,8 +236,19 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException("Cancelled before the engine started.")
             if out_dir is not None:
                 argv += ["--out", str(out_dir)]
+                if lasting.holds_earlier_run(out_dir):  # replacing it was asked for (check_output_folder)
+                    argv.append("--overwrite")
+                    lasting.forget_answer(out_dir)
+                    feedback.pushInfo(f"Replacing the earlier run in {out_dir}, as asked.")
             run.argv = argv
-            run.result = self.run_worker(argv, feedback, run)
+            # --debug: an unexpected engine failure prints its traceback into the log (the Details the user
+            # can send), since QGIS has no command line to run again with it.
+            run.result = self.run_worker([*argv, "--debug"], feedback, run)
+            exported = workdir / "deposits.gpkg"
+            if out_dir is not None and out_dir.is_dir() and exported.is_file():
+                # Kept with the results: the map shows (and the run folder keeps) the deposits the run used.
+                run.deposits_file = out_dir / DEPOSITS_FILE
+                shutil.copy2(exported, run.deposits_file)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         feedback.setProgress(100.0)
@@ -205,7 +257,11 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             feedback.pushInfo("Engine outputs: " + ", ".join(sorted(outputs)) + f" in {run.out_dir}")
         if out_dir is not None and out_dir.is_dir():
             self.write_qgis_record(parameters, context, run)
-        return self.collect_outputs(parameters, context, feedback, run)
+        outputs = self.collect_outputs(parameters, context, feedback, run)
+        if run.deposits_file is not None:
+            self.load_on_completion(context, run, f"{run.deposits_file}|layername=deposits", "Known deposits",
+                                    "vector", "deposits", rank=0)
+        return outputs
 
     def write_qgis_record(self, parameters: dict, context: QgsProcessingContext, run: EngineRun) -> Path:
         """``qgis_run.json`` beside the engine's run.json: the QGIS side of the run, to reproduce a map.
@@ -257,9 +313,29 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(
                 f"Cancelled: the engine was stopped; no output was written to {run.out_dir}.") from None
         except EngineError as exc:
+            ENGINE_FAILURES[self.id()] = str(exc)
             raise QgsProcessingException(str(exc)) from None
 
     # -- parameter helpers ------------------------------------------------------
+    def add_commodity_parameter(self) -> None:
+        """The first question: which commodity the map is for (the project's last answer is the default)."""
+        remembered = QgsProject.instance().readEntry(PROJECT_SCOPE, self.COMMODITY.lower(), "")[0]
+        default = COMMODITIES.index(remembered) + 1 if remembered in COMMODITIES else 0
+        param = QgsProcessingParameterEnum(
+            self.COMMODITY, self.tr("Commodity explored for"), [COMMODITY_BLIND] + COMMODITIES, False, default, True)
+        param.setHelp("The map reads enrichment of this commodity and its pathfinders, and is compared with the "
+                      "commodity's own assay map and a pathfinder index. None: any unusual chemistry.")
+        self.addParameter(param)
+
+    def commodity_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        """``--commodity X`` (none when commodity-blind); remembers the answer in the project."""
+        index = self.parameterAsEnum(parameters, self.COMMODITY, context) if parameters.get(self.COMMODITY) \
+            not in (None, "") else 0
+        chosen = COMMODITIES[index - 1] if index > 0 else ""
+        project = context.project() or QgsProject.instance()
+        project.writeEntry(PROJECT_SCOPE, self.COMMODITY.lower(), chosen)
+        return ["--commodity", chosen] if chosen else []
+
     def add_samples_parameters(self, elements: bool = True,
                                elements_help: str = "Element fields (none chosen: every numeric field "
                                                     "ending in _ppm, _ppb or _pct)") -> None:
@@ -296,9 +372,21 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             self.WORK_CRS, self.tr("Projected CRS for distances and rasters (empty: the samples' UTM zone)"),
             None, True))
 
+    def add_like_parameter(self) -> None:
+        self._advanced(QgsProcessingParameterRasterLayer(
+            self.LIKE, self.tr("Lay the raster on the grid of this raster (same cells, extent and CRS; empty: a "
+                               "grid fitted to the samples)"), None, True))
+
     def add_output_folder(self, label: str = "Output folder") -> None:
-        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr(label)))
+        # A new folder that lasts (see geoanomaly_qgis/outputs.py), named when the dialog opens.
+        param = QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr(label),
+                                                        lasting.new_run_folder(self.NAME))
+        param.setHelp("Kept after QGIS closes: by default a new folder in 'GeoAnomaly' beside the project file, "
+                      "or in your Documents when the project is not saved yet.")
+        self.addParameter(param)
+        self._advanced(QgsProcessingParameterBoolean(self.OVERWRITE, self.tr(REPLACE_LABEL), False, True))
         self.addOutput(QgsProcessingOutputFile(self.RUN_RECORD, self.tr("Run record (run.json)")))
+        self.addOutput(QgsProcessingOutputHtml(self.RESULTS_PAGE, self.tr("Results page (success-rate curve)")))
 
     def _advanced(self, param: QgsProcessingParameterDefinition) -> None:
         param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -317,6 +405,21 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(self.CELL) in (None, "") or self.parameterAsDouble(parameters, self.CELL, context) <= 0:
             return []
         return ["--cell", repr(self.parameterAsDouble(parameters, self.CELL, context))]
+
+    def like_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        """``--like FILE`` when a template raster was chosen: the engine lays its raster on that grid."""
+        layer = self.parameterAsRasterLayer(parameters, self.LIKE, context)
+        if layer is None:
+            return []
+        if layer.crs().isGeographic():
+            raise QgsProcessingException(
+                f"The template raster '{layer.name()}' is in a geographic CRS ({layer.crs().authid()}); choose a "
+                "raster in a projected CRS in metres (the anomaly raster of an earlier run, for example).")
+        if parameters.get(self.WORK_CRS):
+            raise QgsProcessingException(
+                "Choose either a projected CRS for distances or a template raster, not both: the template's CRS "
+                "is used.")
+        return ["--like", layer_checks.raster_file(layer, "template raster")]
 
     def work_crs_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
         if not parameters.get(self.WORK_CRS):
@@ -381,15 +484,24 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         outputs: dict[str, Any] = {self.OUTPUT_FOLDER: str(run.out_dir)}
         record = run.out_dir / "run.json"
         outputs[self.RUN_RECORD] = str(record) if record.is_file() else None
+        if self.outputDefinition(self.RESULTS_PAGE) is not None and run.out_dir.is_dir():
+            page = write_results_page(run.out_dir, f"{self.displayName()} - {run.group}",
+                                      self.results_lines(run, read_json(record) or {}))
+            outputs[self.RESULTS_PAGE] = str(page) if page is not None else None
         return outputs
+
+    def results_lines(self, run: EngineRun, record: dict[str, Any]) -> list[str]:
+        """Sentences above the pictures of the results page (the run's figures, as the log gives them)."""
+        return []
 
     def load_on_completion(self, context: QgsProcessingContext, run: EngineRun, path: str | Path, name: str,
                            kind: str = "raster", style: str | None = None, rank: int = 50,
                            output_name: str = "") -> None:
         """Queue a result layer: loaded when the run ends (dialog, runAndLoadResults), styled, in the run's group.
 
-        ``kind`` is "raster" or "vector"; ``style`` "anomaly" (heat map) or
-        "points" (graduated on anomaly_score) or None; lower ``rank`` is drawn on top.
+        ``kind`` is "raster" or "vector"; ``style`` "anomaly" (heat map), "prospectivity" (0..1 ramp),
+        "classes" (named prospectivity classes), "points" (graduated on anomaly_score), "deposits" (stars),
+        "queries" (places to check next) or None; lower ``rank`` is drawn on top.
         """
         if context.project() is None:  # qgis_process, or a context without a project: nothing to load into
             return
@@ -399,6 +511,26 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                                  else QgsProcessingUtils.LayerHint.Vector)
         details.setPostProcessor(ResultLayerLoader.create(run.group, style, rank, run.argv, run.out_dir))
         context.addLayerToLoadOnCompletion(str(path), details)
+
+
+# The engine's commodity suites (core/preprocess/elements.py PATHFINDERS); the plugin does not import the engine.
+COMMODITIES = ["Au", "Cu", "Ni", "W", "Li", "Pb-Zn"]
+COMMODITY_BLIND = "None (commodity-blind: any unusual chemistry)"
+PROJECT_SCOPE = "GeoAnomaly"
+def likely_deposits_layer() -> str | None:
+    """The id of the project's point layer that looks like deposits (not the scored samples), as a default.
+
+    Processing would otherwise pre-fill a required point input with the first point layer - often a run's
+    "Scored samples".
+    """
+    from qgis.core import QgsProject, QgsVectorLayer, QgsWkbTypes
+
+    words = ("deposit", "mine", "occurrence", "prospect", "showing")
+    for layer in QgsProject.instance().mapLayers().values():
+        if isinstance(layer, QgsVectorLayer) and layer.geometryType() == QgsWkbTypes.PointGeometry and \
+                any(word in layer.name().lower() for word in words) and "scored" not in layer.name().lower():
+            return layer.id()
+    return None
 
 
 def read_json(path: Path) -> Any:

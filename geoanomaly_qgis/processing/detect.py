@@ -12,17 +12,35 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
+from ..results_page import auc_sentence, top_area_sentence
+from ..settings import engine_info
 from .base import EngineAlgorithm, find_metric, read_json
 
-# (engine name, what a geologist reads in the dialog)
-DETECTORS = [
-    ("mahalanobis", "Mahalanobis distance (robust, fast)"),
-    ("isolation_forest", "Isolation forest"),
-    ("knn", "k nearest neighbours distance"),
-    ("ocsvm", "One-class SVM"),
-    ("pca", "PCA reconstruction error"),
-    ("transformer", "Distilled transformer (deep model; GPU helps)"),
-]
+# What a geologist reads in the dialog for the detectors the plugin knows, in the order they are offered
+# (the fast first look first). Which detectors exist is the engine's to say (`core info`); one the plugin
+# does not know yet is offered under its engine name, after these.
+DETECTOR_LABELS = {
+    "mahalanobis": "Mahalanobis distance (robust, fast)",
+    "isolation_forest": "Isolation forest",
+    "knn": "k nearest neighbours distance",
+    "ocsvm": "One-class SVM",
+    "pca": "PCA reconstruction error",
+    "transformer": "Distilled transformer (deep model; GPU helps)",
+}
+
+
+def detectors(reported: list[str] | None = None) -> list[tuple[str, str]]:
+    """(engine name, label) of the detectors the engine reports, known ones in the plugin's order.
+
+    With no engine to ask, the known detectors are offered: the run then stops with the engine's
+    install instructions, as every algorithm does.
+    """
+    if reported is None:
+        reported = engine_info().get("detectors")
+    if not isinstance(reported, list) or not reported:
+        reported = list(DETECTOR_LABELS)
+    known = [name for name in DETECTOR_LABELS if name in reported]
+    return [(name, DETECTOR_LABELS.get(name, name)) for name in known + sorted(set(reported) - set(known))]
 TRANSFORMS = [
     ("clr", "centred log-ratio (clr)"),
     ("ilr", "isometric log-ratio (ilr)"),
@@ -37,9 +55,13 @@ class SamplesToAnomalies(EngineAlgorithm):
     DISPLAY_NAME = "Samples → anomalies"
     GROUP, GROUP_ID = "Anomalies", "anomalies"
     ICON = "detect.svg"
+    TOOLTIP = "Score every sample for how unusual its assays are, and map the scores as a heat map"
     HELP = (
         "Scores every geochemical sample with an anomaly detector (higher = more anomalous) and grids the "
         "scores into an anomaly raster.<br><br>"
+        "<b>Commodity</b>: what you explore for. The run keeps the commodity and its pathfinders whatever their "
+        "detection limits, scores their enrichment and halos, and compares every map with the commodity's own "
+        "assay and a pathfinder index in the log.<br>"
         "<b>Samples</b>: a point layer with one field per element (Au_ppb, Cu_ppm, ...). Leave <b>Element "
         "fields</b> empty to use every numeric field ending in _ppm, _ppb or _pct. Values of -9999 are missing "
         "assays; other negative values mean 'below the detection limit'.<br>"
@@ -64,13 +86,16 @@ class SamplesToAnomalies(EngineAlgorithm):
     SUCCESS_RATE_PLOT = "SUCCESS_RATE_PLOT"
 
     def define_parameters(self) -> None:
+        self.add_commodity_parameter()
+        self.detectors = detectors()
         self.add_samples_parameters()
         self.addParameter(QgsProcessingParameterEnum(
-            self.METHOD, self.tr("Detector"), [label for _, label in DETECTORS], False, 0))
+            self.METHOD, self.tr("Detector"), [label for _, label in self.detectors], False, 0))
         self.add_deposits_parameter()
         self.addParameter(QgsProcessingParameterEnum(
             self.TRANSFORM, self.tr("Compositional transform"), [label for _, label in TRANSFORMS], False, 0))
         self.add_cell_parameter()
+        self.add_like_parameter()
         self._advanced(QgsProcessingParameterBoolean(
             self.COMPARE, self.tr("With deposits: also score the classical detectors, to compare AUCs in the log"),
             True))
@@ -92,7 +117,7 @@ class SamplesToAnomalies(EngineAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.SUCCESS_RATE_PLOT, self.tr("Success-rate curve (PNG)")))
 
     def method(self, parameters, context) -> str:
-        return DETECTORS[self.parameterAsEnum(parameters, self.METHOD, context)][0]
+        return self.detectors[self.parameterAsEnum(parameters, self.METHOD, context)][0]
 
     def run_label(self, parameters, context) -> str:
         return self.method(parameters, context)
@@ -100,7 +125,7 @@ class SamplesToAnomalies(EngineAlgorithm):
     def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
         method = self.method(parameters, context)
         samples, elements = self.prepare_samples(parameters, context, feedback, run)
-        argv = ["--method", method, "--samples", str(samples)]
+        argv = ["--method", method, "--samples", str(samples), *self.commodity_arguments(parameters, context)]
         if self.parameterAsFields(parameters, self.ELEMENTS, context):
             argv += ["--elements", ",".join(elements)]
         argv += ["--transform", TRANSFORMS[self.parameterAsEnum(parameters, self.TRANSFORM, context)][0]]
@@ -110,6 +135,7 @@ class SamplesToAnomalies(EngineAlgorithm):
             if not self.parameterAsBool(parameters, self.COMPARE, context):
                 argv += ["--compare", "none"]
         argv += self.cell_arguments(parameters, context)
+        argv += self.like_arguments(parameters, context)
         argv += self.work_crs_arguments(parameters, context)
         argv += self.seed_arguments(parameters, context)
         argv += self.device_arguments(parameters, context)
@@ -120,6 +146,12 @@ class SamplesToAnomalies(EngineAlgorithm):
                 if parameters.get(name) not in (None, ""):
                     argv += [flag, str(self.parameterAsInt(parameters, name, context))]
         return argv
+
+    def results_lines(self, run, record) -> list[str]:
+        metrics = record.get("metrics") or {}
+        method = (record.get("parameters") or {}).get("method", "")
+        return [auc_sentence(metrics, method), top_area_sentence(
+            ((metrics.get("success_rate") or {}).get(method) or {}).get("deposits_in_top_area") or {})]
 
     def collect_outputs(self, parameters, context, feedback, run) -> dict:
         method = self.method(parameters, context)
@@ -134,7 +166,7 @@ class SamplesToAnomalies(EngineAlgorithm):
             self.ANOMALY_RASTER: str(raster) if raster.is_file() else None,
             self.SCORES_CSV: str(out / "scores.csv") if (out / "scores.csv").is_file() else None,
             self.SUCCESS_RATE_PLOT: str(plot) if plot.is_file() else None,
-            self.AUC: _auc(run, method),
+            self.AUC: _auc(run),
         })
         if outputs[self.AUC] is not None:
             feedback.pushInfo(f"AUC against the known deposits: {outputs[self.AUC]:.3f}")
@@ -147,12 +179,7 @@ class SamplesToAnomalies(EngineAlgorithm):
         return outputs
 
 
-def _auc(run, method: str) -> float | None:
-    """The run's AUC (mean of the evaluation protocol's runs) for ``method``."""
-    for source in (run.result, read_json(run.out_dir / "run.json")):
-        auc = ((source or {}).get("metrics") or {}).get("auc") if isinstance(source, dict) else None
-        if isinstance(auc, dict) and isinstance(auc.get(method), dict):
-            value = auc[method].get("mean")
-            if isinstance(value, (int, float)):
-                return float(value)
-    return find_metric([run.result], "auc")
+def _auc(run) -> float | None:
+    """The AUC the engine wrote for the run's own detector: ``metrics.auc`` of its result (or run.json),
+    the mean of the evaluation protocol's 20 runs."""
+    return find_metric([run.result, read_json(run.out_dir / "run.json")], "auc")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -24,11 +22,13 @@ class EvaluateAgainstDeposits(EngineAlgorithm):
     DISPLAY_NAME = "Evaluate against deposits"
     GROUP, GROUP_ID = "Evaluation", "evaluation"
     ICON = "evaluate.svg"
+    TOOLTIP = "How well a score ranks the known deposits: AUC and success-rate curve"
     HELP = (
         "Measures how well anomaly scores point at known deposits: the area under the success-rate curve "
         "(AUC; 0.5 = no better than chance, 1 = every deposit in the highest-scored area).<br><br>"
         "Give either <b>Scored samples</b> (a point layer with a score field, e.g. the 'Scored samples' output "
-        "of Samples → anomalies: the sample-level AUC protocol) or a <b>Score raster</b> (a GeoTIFF in a "
+        "of Samples → anomalies: each deposit against random background samples, 20 times) or a "
+        "<b>Score raster</b> (a GeoTIFF in a "
         "projected CRS, e.g. the anomaly raster: the cell-level AUC). <b>Known deposits</b>: a point layer, "
         "reprojected to the scores' CRS when needed."
     )
@@ -88,11 +88,7 @@ class EvaluateAgainstDeposits(EngineAlgorithm):
     @staticmethod
     def score_raster_file(raster) -> str:
         """The raster's file (the engine reads files, not QGIS data sources)."""
-        path = raster.dataProvider().dataSourceUri().split("|")[0]
-        if raster.providerType() != "gdal" or not Path(path).is_file():
-            raise QgsProcessingException(
-                f"The score raster '{raster.name()}' is not a file on disk; save it as a GeoTIFF first.")
-        return path
+        return layer_checks.raster_file(raster, "score raster")
 
     def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
         raster = self.parameterAsRasterLayer(parameters, self.SCORE_RASTER, context)
@@ -108,6 +104,10 @@ class EvaluateAgainstDeposits(EngineAlgorithm):
         deposits = self.prepare_deposits(parameters, context, feedback, run)
         return ["--scores", str(scores), "--deposits", str(deposits),
                 "--score-field", self.parameterAsString(parameters, self.SCORE_FIELD, context) or "anomaly_score"]
+
+    def results_lines(self, run, record) -> list[str]:
+        auc = find_metric([run.result, read_json(run.out_dir / "evaluation.json")], "auc")
+        return [f"AUC {auc:.3f} (0.5 = no better than chance)."] if auc is not None else []
 
     def collect_outputs(self, parameters, context, feedback, run) -> dict:
         out = run.out_dir

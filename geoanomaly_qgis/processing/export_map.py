@@ -20,6 +20,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from .. import outputs as lasting
 from ..map_export import export_prospectivity_map
 from .base import ICONS_DIR
 
@@ -43,6 +44,9 @@ class ExportProspectivityMap(QgsProcessingAlgorithm):
     def displayName(self) -> str:  # noqa: N802
         return "Export prospectivity map"
 
+    def shortDescription(self) -> str:  # noqa: N802
+        return "Lay out a prospectivity map with deposits, legend and scale as PDF and PNG"
+
     def group(self) -> str:
         return "Prospectivity"
 
@@ -50,7 +54,7 @@ class ExportProspectivityMap(QgsProcessingAlgorithm):
         return "prospectivity"
 
     def icon(self) -> QIcon:
-        return QIcon(str(ICONS_DIR / "geoanomaly.svg"))
+        return QIcon(str(ICONS_DIR / "export_layout.svg"))
 
     def shortHelpString(self) -> str:  # noqa: N802
         return ("Lays out an A4 map of a prospectivity raster with the known deposits, a legend, a scale bar, a "
@@ -77,11 +81,22 @@ class ExportProspectivityMap(QgsProcessingAlgorithm):
                                            QgsProcessingParameterNumber.Integer, 150, False, 30, 1200)
         dpi.setFlags(dpi.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(dpi)
+        # Files that last (never QGIS's temporary folder), one pair per export.
         self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT_PDF, self.tr("Map (PDF)"), "PDF files (*.pdf)"))
+            self.OUTPUT_PDF, self.tr("Map (PDF)"), "PDF files (*.pdf)", lasting.new_output_file("map", ".pdf")))
         self.addParameter(QgsProcessingParameterFileDestination(
-            self.OUTPUT_PNG, self.tr("Map (PNG)"), "PNG files (*.png)"))
+            self.OUTPUT_PNG, self.tr("Map (PNG)"), "PNG files (*.png)", lasting.new_output_file("map", ".png")))
         self.addOutput(QgsProcessingOutputString(self.LAYOUT_ITEMS, self.tr("Layout items")))
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        """Both files' folders writable before anything is drawn."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok:
+            for name in (self.OUTPUT_PDF, self.OUTPUT_PNG):
+                problem = lasting.check_writable(Path(self.parameterAsFileOutput(parameters, name, context)).parent)
+                if problem:
+                    return False, problem
+        return ok, message
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         raster = self.parameterAsRasterLayer(parameters, self.PROSPECTIVITY, context)

@@ -28,7 +28,8 @@ class RasterAnomaliesGeoHgan(EngineAlgorithm):
     NAME = "raster_anomalies_geohgan"
     DISPLAY_NAME = "Raster anomalies (Geo-Hgan)"
     GROUP, GROUP_ID = "Anomalies", "anomalies"
-    ICON = "detect.svg"
+    ICON = "raster_anomalies.svg"
+    TOOLTIP = "Find anomalies in a stack of rasters (gridded elements, geophysics)"
     HELP = (
         "Finds multi-element anomalies in geochemical <b>rasters</b> (one band per element, e.g. the output of "
         "<i>Grid samples to raster</i>) with Geo-Hgan: an autoencoder, a latent-space GAN and a WGAN critic "
@@ -52,6 +53,7 @@ class RasterAnomaliesGeoHgan(EngineAlgorithm):
     ANOMALY_CELLS = "ANOMALY_CELLS"
 
     def define_parameters(self) -> None:
+        self.add_commodity_parameter()
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.RASTERS, self.tr("Geochemical rasters (one band per element, on one grid)"),
             QgsProcessing.TypeRaster))
@@ -85,7 +87,7 @@ class RasterAnomaliesGeoHgan(EngineAlgorithm):
         rasters = self.parameterAsLayerList(parameters, self.RASTERS, context)
         if not rasters:
             raise QgsProcessingException("Choose at least one geochemical raster.")
-        argv: list[str] = []
+        argv: list[str] = self.commodity_arguments(parameters, context)
         for layer in rasters:
             argv += ["--raster", str(_raster_file(layer))]
         bands = (self.parameterAsString(parameters, self.BANDS, context) or "").strip()

@@ -13,11 +13,14 @@ class GridSamples(EngineAlgorithm):
     DISPLAY_NAME = "Grid samples to raster"
     GROUP, GROUP_ID = "Samples", "samples"
     ICON = "grid.svg"
+    TOOLTIP = "Turn sample values into a raster, one band per field"
     HELP = (
         "Interpolates sample values onto a regular grid: one band per field, named after the field, in a "
         "projected CRS in metres (samples in degrees are reprojected).<br><br>"
         "<b>Fields</b>: leave empty to grid every numeric field ending in _ppm, _ppb or _pct. "
-        "<b>Cell size</b>: empty lets the engine choose it from the sample spacing."
+        "<b>Cell size</b>: empty lets the engine choose it from the sample spacing. "
+        "<b>Template raster</b> (advanced): the grid takes that raster's cells, extent and CRS, so it lines up "
+        "with your other rasters."
     )
 
     GRID = "GRID"
@@ -26,12 +29,14 @@ class GridSamples(EngineAlgorithm):
         self.add_samples_parameters(elements_help="Fields to grid (none chosen: every numeric field ending in "
                                                   "_ppm, _ppb or _pct)")
         self.add_cell_parameter()
+        self.add_like_parameter()
         self.add_output_folder()
         self.addOutput(QgsProcessingOutputRasterLayer(self.GRID, self.tr("Gridded samples (one band per field)")))
 
     def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
         samples, fields = self.prepare_samples(parameters, context, feedback, run)
-        return ["--samples", str(samples), "--fields", ",".join(fields), *self.cell_arguments(parameters, context)]
+        return ["--samples", str(samples), "--fields", ",".join(fields), *self.cell_arguments(parameters, context),
+                *self.like_arguments(parameters, context)]
 
     def collect_outputs(self, parameters, context, feedback, run) -> dict:
         grid = run.out_dir / "grid.tif"

@@ -158,3 +158,12 @@ def export_points(
     finally:
         del writer  # closes the GeoPackage
     return path
+
+
+def raster_file(layer, what: str = "raster") -> str:
+    """The file behind a raster layer: the engine reads files, not QGIS data sources."""
+    path = layer.dataProvider().dataSourceUri().split("|")[0]
+    if layer.providerType() != "gdal" or not Path(path).is_file():
+        raise QgsProcessingException(
+            f"The {what} '{layer.name()}' is not a file on disk; save it as a GeoTIFF first.")
+    return path

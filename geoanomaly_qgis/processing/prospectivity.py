@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputFile,
+    QgsProcessingOutputHtml,
     QgsProcessingOutputNumber,
     QgsProcessingOutputRasterLayer,
     QgsProcessingOutputVectorLayer,
@@ -26,10 +27,14 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ..results_page import top_area_sentence
 from . import layers as layer_checks
-from .base import EngineAlgorithm, read_json
+from .base import EngineAlgorithm, likely_deposits_layer, read_json
 
-SOFT_LOSSES = [("kl", "KL divergence with temperature"), ("ce", "soft cross-entropy")]
+# (engine value, words in the dialog); run.json and the README keep the technical names (KL divergence with
+# temperature, soft cross-entropy).
+SOFT_LOSSES = [("kl", "follow the anomaly map's ranking, softened (recommended)"),
+               ("ce", "follow the anomaly map's values as they are")]
 CLASS_METHODS = [("area", "by area share (5 / 10 / 20 %)"), ("pa", "at the prediction-area crossing")]
 
 
@@ -38,9 +43,10 @@ class ProspectivityActiveLearning(EngineAlgorithm):
     NAME = "prospectivity_active_learning"
     DISPLAY_NAME = "Prospectivity (active learning)"
     GROUP, GROUP_ID = "Prospectivity", "prospectivity"
-    ICON = "geoanomaly.svg"
+    ICON = "prospectivity.svg"
+    TOOLTIP = "Map prospectivity from evidence rasters and known deposits, and pick points for you to label"
     HELP = (
-        "Turns anomaly rasters into a prospectivity map (0-1) by knowledge-distillation active learning (KDAL): "
+        "Turns anomaly rasters into a prospectivity map (0-1) step by step with you: "
         "the first evidence raster's anomaly scores teach a small classifier, the known deposits and your "
         "labels correct it, and it proposes the <b>K places it is least sure about</b> for you to check.<br><br>"
         "<b>Evidence rasters</b>: on one grid (same CRS, cell size and extent); the first is the anomaly map.<br>"
@@ -68,13 +74,15 @@ class ProspectivityActiveLearning(EngineAlgorithm):
     TOP10 = "TOP10"
     TOP20 = "TOP20"
     SUCCESS_RATE_PLOT = "SUCCESS_RATE_PLOT"
+    FIGURES = "FIGURES"
 
     def define_parameters(self) -> None:
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.EVIDENCE, self.tr("Evidence rasters (one grid; the first is the anomaly map)"),
             QgsProcessing.TypeRaster))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.DEPOSITS, self.tr("Known deposits (point layer)"), [QgsProcessing.TypeVectorPoint]))
+            self.DEPOSITS, self.tr("Known deposits (point layer)"), [QgsProcessing.TypeVectorPoint],
+            likely_deposits_layer()))
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.LABELS, self.tr("Labels (e.g. the edited query points of the previous cycle)"),
             [QgsProcessing.TypeVectorPoint], None, True))
@@ -93,9 +101,9 @@ class ProspectivityActiveLearning(EngineAlgorithm):
             self.FOLDS, self.tr("Cross-validation folds (0: none)"), QgsProcessingParameterNumber.Integer, 5,
             False, 0))
         self._advanced(QgsProcessingParameterEnum(
-            self.SOFT_LOSS, self.tr("Soft loss"), [label for _, label in SOFT_LOSSES], False, 0))
+            self.SOFT_LOSS, self.tr("How closely to follow the anomaly map"), [label for _, label in SOFT_LOSSES], False, 0))
         self._advanced(QgsProcessingParameterNumber(
-            self.TEMPERATURE, self.tr("Distillation temperature"), QgsProcessingParameterNumber.Double, 2.0,
+            self.TEMPERATURE, self.tr("Softening (higher: the anomaly map's ranking counts less strictly)"), QgsProcessingParameterNumber.Double, 2.0,
             False, 0.01))
         self._advanced(QgsProcessingParameterEnum(
             self.CLASS_METHOD, self.tr("Classes"), [label for _, label in CLASS_METHODS], False, 0))
@@ -108,6 +116,7 @@ class ProspectivityActiveLearning(EngineAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.TOP10, self.tr("Share of deposits in the top 10 % of the area")))
         self.addOutput(QgsProcessingOutputNumber(self.TOP20, self.tr("Share of deposits in the top 20 % of the area")))
         self.addOutput(QgsProcessingOutputFile(self.SUCCESS_RATE_PLOT, self.tr("Success-rate curve (PNG)")))
+        self.addOutput(QgsProcessingOutputHtml(self.FIGURES, self.tr("The map next to its alternatives")))
 
     def check_inputs(self, parameters, context) -> None:
         super().check_inputs(parameters, context)
@@ -165,6 +174,12 @@ class ProspectivityActiveLearning(EngineAlgorithm):
                                               layer_name="labels")
         return ["--labels", str(exported), "--label-field", field]
 
+    def results_lines(self, run, record) -> list[str]:
+        metrics = record.get("metrics") or {}
+        top = (metrics.get("prospectivity") or {}).get("deposits_in_top_area") or {}
+        source = metrics.get("figures_from")
+        return [top_area_sentence(top) + (f" ({source})" if source else "")]
+
     def collect_outputs(self, parameters, context, feedback, run) -> dict:
         out = run.out_dir
         prospectivity = out / "prospectivity.tif"
@@ -180,6 +195,7 @@ class ProspectivityActiveLearning(EngineAlgorithm):
             self.CLASSES: str(classes) if classes.is_file() else None,
             self.QUERIES: queries_uri if queries.is_file() else None,
             self.SUCCESS_RATE_PLOT: str(plot) if plot.is_file() else None,
+            self.FIGURES: write_figures_page(out, record) if plot.is_file() else None,
             self.TOP10: top.get("10"),
             self.TOP20: top.get("20"),
         })
@@ -189,14 +205,45 @@ class ProspectivityActiveLearning(EngineAlgorithm):
         cycle = record.get("cycle", "")
         if prospectivity.is_file():
             self.load_on_completion(context, run, prospectivity, f"Prospectivity (cycle {cycle})", "raster",
-                                    "anomaly", rank=90, output_name=self.PROSPECTIVITY)
+                                    "prospectivity", rank=90, output_name=self.PROSPECTIVITY)
         if classes.is_file():
             self.load_on_completion(context, run, classes, f"Prospectivity classes (cycle {cycle})", "raster",
-                                    None, rank=95, output_name=self.CLASSES)
+                                    "classes", rank=95, output_name=self.CLASSES)
         if queries.is_file():
-            self.load_on_completion(context, run, queries_uri, f"Query points to label (cycle {cycle})", "vector",
-                                    None, rank=5, output_name=self.QUERIES)
+            self.load_on_completion(context, run, queries_uri, f"Places to check next (cycle {cycle})", "vector",
+                                    "queries", rank=5, output_name=self.QUERIES)
         return outputs
 
     def run_label(self, parameters, context) -> str:
         return "prospectivity"
+
+
+def write_figures_page(out: Path, record: dict) -> str:
+    """``figures.html`` in the run folder: the plot and, per map, the held-out deposits it captures.
+
+    Processing's Results Viewer shows it, so the geologist sees the map next to
+    the evidence alone and the classical methods without opening files.
+    """
+    metrics = record.get("metrics") or {}
+    rows = [("KDAL prospectivity map", metrics.get("prospectivity") or {}),
+            ("evidence alone", metrics.get("anomaly_map_alone") or {}),
+            *((name, figures) for name, figures in (metrics.get("baselines") or {}).items())]
+    lines = []
+    for name, figures in rows:
+        top = figures.get("deposits_in_top_area") or {}
+        cells = "".join(f"<td>{top[k] * 100:.0f} %</td>" if k in top else "<td></td>" for k in ("5", "10", "20"))
+        auc = figures.get("auc")
+        lines.append(f"<tr><td>{name}</td>{cells}<td>{auc:.3f}</td></tr>" if isinstance(auc, float)
+                     else f"<tr><td>{name}</td>{cells}<td></td></tr>")
+    check = metrics.get("never_worse_than_evidence") or {}
+    verdict = ("" if not check else "<p>On held-out deposits the map captures at least as many as the evidence alone."
+               "</p>" if check.get("holds") else "<p><b>On held-out deposits the map captures fewer deposits than the "
+               "evidence alone: prefer the evidence raster.</b></p>")
+    html = (f"<h3>Prospectivity, cycle {record.get('cycle', '')}</h3>"
+            f"<p>Figures from {metrics.get('figures_from', '')}.</p>{verdict}"
+            "<table border='1' cellpadding='3'><tr><th>map</th><th>deposits in top 5 % of area</th>"
+            "<th>top 10 %</th><th>top 20 %</th><th>success-rate AUC</th></tr>" + "".join(lines) + "</table>"
+            f"<p><img src='{(out / 'success_rate.png').resolve().as_uri()}' width='900'></p>")
+    path = out / "figures.html"
+    path.write_text(html, encoding="utf-8")
+    return str(path)

@@ -47,12 +47,21 @@ class ResultLayerLoader(QgsProcessingLayerPostProcessorInterface):
         try:
             if self.style == "anomaly" and isinstance(layer, QgsRasterLayer):
                 styling.style_anomaly_raster(layer)
+            elif self.style == "prospectivity" and isinstance(layer, QgsRasterLayer):
+                styling.style_prospectivity_raster(layer)
+            elif self.style == "classes" and isinstance(layer, QgsRasterLayer):
+                styling.style_class_raster(layer)
             elif self.style == "points" and isinstance(layer, QgsVectorLayer):
                 styling.style_scored_points(layer)
+            elif self.style == "deposits" and isinstance(layer, QgsVectorLayer):
+                styling.style_deposits(layer)
+            elif self.style == "queries" and isinstance(layer, QgsVectorLayer):
+                styling.style_query_points(layer)
             project = context.project()
             if project is None:
                 return
             group = styling.move_into_group(project, layer, self.group)
+            styling.title_legend(group.findLayer(layer.id()), self.style or "")
             self._order(group, layer)
             if not group.customProperty(RUN_PROPERTY):
                 group.setCustomProperty(RUN_PROPERTY, json.dumps(
@@ -70,7 +79,9 @@ class ResultLayerLoader(QgsProcessingLayerPostProcessorInterface):
         node.setCustomProperty(RANK_PROPERTY, self.rank)
         children = [child for child in group.children() if child is not node]
         position = sum(1 for child in children if int(child.customProperty(RANK_PROPERTY, 50)) <= self.rank)
-        if group.children().index(node) != position:
-            clone = node.clone()
+        index = group.children().index(node)
+        if index != position:
+            # The copy goes in before the original leaves: a layer missing from the tree for a moment is
+            # removed from the project by QGIS (its layer-tree bridge), and the layer would vanish.
+            group.insertChildNode(position if position < index else position + 1, node.clone())
             group.removeChildNode(node)
-            group.insertChildNode(position, clone)

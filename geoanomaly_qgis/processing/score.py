@@ -18,7 +18,8 @@ class ScoreNewSamples(EngineAlgorithm):
     NAME = "score_new_samples"
     DISPLAY_NAME = "Score new samples with a saved model"
     GROUP, GROUP_ID = "Anomalies", "anomalies"
-    ICON = "detect.svg"
+    ICON = "score.svg"
+    TOOLTIP = "Score new samples with the model an earlier run saved"
     HELP = (
         "Applies a detector trained by <b>Samples → anomalies</b> to new samples (a new survey, infill "
         "samples) without training again: the same elements, transform, scaling and detector.<br><br>"

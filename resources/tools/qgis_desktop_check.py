@@ -20,14 +20,7 @@ import os
 import traceback
 from pathlib import Path
 
-from qgis.core import (
-    QgsApplication,
-    QgsMarkerSymbol,
-    QgsProject,
-    QgsSettings,
-    QgsSingleSymbolRenderer,
-    QgsVectorLayer,
-)
+from qgis.core import QgsApplication, QgsProject, QgsSettings, QgsVectorLayer
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QAction, QApplication, QDockWidget, QMenu, QToolBar
 from qgis.utils import iface, plugins
@@ -88,16 +81,15 @@ def run_algorithm():
 
     project = QgsProject.instance()
     root = project.layerTreeRoot()
-    deposits.setRenderer(QgsSingleSymbolRenderer(QgsMarkerSymbol.createSimple(
-        {"name": "star", "color": "20,20,20", "outline_color": "255,255,255", "outline_width": "0.3",
-         "size": "4.5"})))
-    project.addMapLayer(deposits, False)
-    root.insertLayer(0, deposits)  # above the run's group, where a geologist puts them
+    # The run adds its deposits (as stars, above the heat map) itself: nothing is styled or moved here.
     groups = [g for g in root.children() if g.name().startswith("GeoAnomaly ")]
     report["groups"] = [g.name() for g in groups]
+    from qgis.core import QgsMapLayerLegendUtils
+
     report["group_layers"] = [
         {"name": node.layer().name(), "type": node.layer().type(), "renderer": node.layer().renderer().type(),
-         "valid": node.layer().isValid(), "crs": node.layer().crs().authid()}
+         "valid": node.layer().isValid(), "crs": node.layer().crs().authid(),
+         "legend_title": QgsMapLayerLegendUtils.legendNodeUserLabel(node, 0)}
         for group in groups for node in group.findLayers()]
     QTimer.singleShot(500, zoom)
 
@@ -122,6 +114,10 @@ def shoot():
     canvas.waitWhileRendering()
     QApplication.processEvents()
     report["project_crs"] = QgsProject.instance().crs().authid()
+    root = QgsProject.instance().layerTreeRoot()
+    report["tree_at_screenshot"] = [[child.name(), [n.name() for n in getattr(child, "children", list)()]]
+                                    for child in root.children()]
+    report["layer_order_at_screenshot"] = [layer.name() for layer in root.layerOrder()]
     report["screenshot"] = iface.mainWindow().grab().save(str(OUT / "qgis_desktop.png"))
     report["canvas_screenshot"] = canvas.grab().save(str(OUT / "qgis_map_canvas.png"))
     QTimer.singleShot(200, dialogs)
@@ -136,12 +132,15 @@ def dialogs():
     project = QgsProject.instance()
     samples = csv_layer("samples.csv", "GSWA sed1 samples")
     project.addMapLayer(samples, False)  # available to the dialog, not drawn
+    deposits = csv_layer("deposits.csv", "Known Au deposits")
+    project.addMapLayer(deposits, False)
     plugin = plugins["geoanomaly_qgis"]
     report["options_page"] = plugin.options_factory is not None
     plugin.open_algorithm("samples_to_anomalies")
     dialog = plugin._dialogs[-1]
     dialog.resize(1000, 760)
-    dialog.setParameters({"SAMPLES": samples.id(), "METHOD": 2, "DEVICE": 1,
+    dialog.setParameters({"SAMPLES": samples.id(), "METHOD": 2, "DEVICE": 1, "DEPOSITS": deposits.id(),
+                          "COMPARE": False,
                           "ELEMENTS": ["Au_ppm", "As_ppm", "Cu_ppm", "Pb_ppm", "Zn_ppm", "Ni_ppm"],
                           "OUTPUT_FOLDER": str(OUT / "dialog_run")})
     report["dialog_threaded"] = not (dialog.algorithm().flags() & dialog.algorithm().FlagNoThreading)
@@ -159,6 +158,14 @@ def dialog_done(dialog, ok):
         root = QgsProject.instance().layerTreeRoot()
         report["groups_after_dialog"] = [g.name() for g in root.children() if g.name().startswith("GeoAnomaly ")]
         report["algorithm_dialog"] = dialog.grab().save(str(OUT / "qgis_algorithm_dialog.png"))
+        dock = iface.mainWindow().findChild(QDockWidget, "GeoAnomalyResultsDock")
+        report["results_panel_visible"] = bool(dock is not None and dock.isVisible())
+        if dock is not None:
+            from qgis.PyQt.QtWidgets import QTextBrowser
+
+            page = dock.findChild(QTextBrowser, "GeoAnomalyResultsPage")
+            report["results_panel_text"] = page.toPlainText() if page is not None else None
+            report["results_panel"] = dock.grab().save(str(OUT / "qgis_results_panel.png"))
         dialog.close()
         cancel_in_dialog()
     except Exception:  # noqa: BLE001
@@ -226,11 +233,55 @@ def settings_dialog():
 
     settings = SettingsDialog(iface.mainWindow())
     settings.show()
-    report["engine_ok"] = settings.check()
+    settings.check()
+    report["check_in_background"] = settings.panel.check_button.text()  # "Checking..." while it runs
+    report["engine_ok"] = settings.wait_for_check(120)
     report["engine_report"] = settings.report.toPlainText()
     QApplication.processEvents()
     report["settings_dialog"] = settings.grab().save(str(OUT / "qgis_settings.png"))
+    settings.close()
+    reopen_dialogs()
     finish(0)
+
+
+def reopen_dialogs():
+    """Each algorithm opened from its toolbar button, closed, and opened again from the menu (twice over)."""
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtCore import QCoreApplication, QEvent
+
+    from geoanomaly_qgis.processing.provider import ALGORITHMS
+
+    plugin = plugins["geoanomaly_qgis"]
+    mw = iface.mainWindow()
+    toolbar = mw.findChild(QToolBar, "GeoAnomalyToolbar")
+    menu = mw.findChild(QMenu, "GeoAnomalyMenu")
+    reopened = {}
+    for algorithm_class in ALGORITHMS:
+        name = algorithm_class().name()
+        action = mw.findChild(QAction, "geoanomaly_" + name)
+        opened = []
+        for round_ in range(2):
+            for way in ("toolbar", "menu"):
+                try:
+                    if way == "toolbar":
+                        toolbar.widgetForAction(action).click()
+                    else:
+                        next(a for a in menu.actions() if a is action).trigger()
+                except Exception as exc:  # noqa: BLE001 - what the user would see as a dead button
+                    opened.append(way + ": " + type(exc).__name__ + ": " + str(exc))
+                    continue
+                dialog = plugin._dialogs[-1] if plugin._dialogs else None
+                ok = dialog is not None and not sip.isdeleted(dialog) and dialog.isVisible()
+                if ok and round_ == 0 and way == "toolbar":
+                    dialog.grab().save(str(OUT / ("qgis_dialog_" + name + ".png")))
+                opened.append(way + ": " + ("open" if ok else "not shown"))
+                if dialog is not None and not sip.isdeleted(dialog):
+                    dialog.close()
+                # Let Qt delete the closed dialog, as it does between two clicks of a person.
+                QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+                QApplication.processEvents()
+        reopened[name] = opened
+    report["reopened"] = reopened
 
 
 def watchdog():

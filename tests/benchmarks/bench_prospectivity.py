@@ -1,31 +1,33 @@
-"""Prospectivity on the shared GSWA sed1 survey: does KDAL active learning beat the anomaly map and a plain classifier?
+"""Prospectivity on both shared surveys: KDAL cycles next to the evidence alone, WofE, LR and RF, same folds.
 
-Run with ``.venv/bin/python tests/benchmarks/bench_prospectivity.py [--method knn] [--seeds 0,1,2]``;
-writes ``bench_output/prospectivity.json`` (and a copy ``prospectivity_<method>.json``) and prints a table.
+Run with ``.venv/bin/python tests/benchmarks/bench_prospectivity.py [--seeds 0,1,2] [--cycles 5]``;
+writes ``bench_output/prospectivity.json`` and prints the table of the README.
 
-Steps, all in one run:
+Per survey (GSWA sed1 Au stream sediments, GSWA rock-chip Li):
 
-1. ``geoanomaly detect --method M`` on the survey -> ``anomaly_score.tif``
-   (M: the transformer when it is registered, else the best classical
-   detector in ``bench_output/classical.json``, else knn).
-2. ``geoanomaly grid --pathfinders Au`` on the same grid (same cell and mask)
-   -> the pathfinder elements as extra evidence bands.
-3. For two evidence stacks (the anomaly raster alone; anomaly + Au
-   pathfinders), the share of deposits captured in the top 10 % and 20 % of
-   the area, each deposit scored on a map fitted without its spatial block
-   (5-fold blocked cross-validation, see core/prospectivity/validation.py):
-
-   - the anomaly map alone (no training: its own ranking);
-   - KDAL cycle 0: soft labels + the training deposits as hard labels;
-   - KDAL after 5 cycles of K = 5 queries answered by the training deposits
-     (the held-out blocks closed to queries);
-   - a plain classifier on the training deposits + random background cells.
+1. Evidence: ``geoanomaly grid --pathfinders C`` grids the commodity and its
+   pathfinders (clr, robust-scaled); the commodity-aware evidence band is
+   the one-sided, capped suite enrichment of those grids with the commodity
+   weighted as much as all pathfinders together
+   (:func:`core.anomaly.readouts.gridded_suite_enrichment`, the commodity
+   readout of the "commodity-aware maps" work). Two stacks: the commodity
+   band alone, and the commodity band + the pathfinder grids.
+2. For each seed: 5-fold spatially blocked CV (blocks 1/16 of the grid, a
+   held-out deposit's 3 x 3 neighbourhood closed too), and in the same
+   folds: the evidence alone, weights of evidence, logistic regression,
+   random forest, and KDAL cycles 0-5 with a simulated geologist (a query
+   within 1 cell of a training deposit answers yes, otherwise no; K = 5 per
+   cycle; the held-out blocks closed to queries).
+3. Figures: share of held-out deposits in the top 5/10/20 % of the valid
+   area and the success-rate AUC, means over seeds; per KDAL cycle the labels
+   used and the yes answers found; CPU seconds per cycle on the whole grid.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -35,12 +37,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from core.anomaly.readouts import gridded_suite_enrichment  # noqa: E402
 from core.cli import main as geoanomaly  # noqa: E402
-from core.errors import GeoAnomalyError  # noqa: E402
-from core.io.samples import read_deposits  # noqa: E402
-from core.prospectivity.kdal import KDALConfig, fit_kdal_map, fit_plain_map  # noqa: E402
-from core.prospectivity.soft_labels import normalise_scores  # noqa: E402
-from core.prospectivity.stack import load_evidence, place_points  # noqa: E402
+from core.io.rasters import read_raster_stack, write_raster  # noqa: E402
+from core.preprocess.elements import commodity_suite  # noqa: E402
+from core.prospectivity.baselines import BASELINES  # noqa: E402
+from core.prospectivity.cycle import CycleSettings, fit_map, read_inputs  # noqa: E402
+from core.prospectivity.kdal import KDALConfig  # noqa: E402
 from core.prospectivity.validation import (  # noqa: E402
     blocked_folds,
     capture_area_shares,
@@ -48,123 +51,131 @@ from core.prospectivity.validation import (  # noqa: E402
     pooled_success_curve,
 )
 
-DATA = REPO.parent / "shared" / "data" / "gswa_sed1_au"
+DATA = REPO.parent / "shared" / "data"
 OUT = REPO / "bench_output"
 WORK = OUT / "prospectivity_work"
+SURVEYS = {"gswa_sed1_au": "Au", "gswa_rock_li": "Li"}
 
 
-def pick_method() -> str:
-    from core.anomaly import detector_class
-
-    try:
-        detector_class("transformer")
-        return "transformer"
-    except GeoAnomalyError:
-        pass
-    classical = OUT / "classical.json"
-    if classical.exists():
-        results = json.loads(classical.read_text())["results"]
-        best = max((r["auc_mean"], key.split(" | ")[0]) for key, r in results.items() if "all elements" in key)
-        return best[1]
-    return "knn"
-
-
-def make_evidence(method: str, device: str) -> tuple[Path, Path, dict]:
-    samples, deposits = DATA / "samples.csv", DATA / "deposits.csv"
-    detect_dir, grid_dir = WORK / f"detect_{method}", WORK / "grid_au_pathfinders"
-    code = geoanomaly(["detect", "--method", method, "--samples", str(samples), "--deposits", str(deposits),
-                       "--out", str(detect_dir), "--compare", "none", "--device", device, "--progress", "none"])
-    if code:
-        raise SystemExit(f"detect failed ({code})")
-    detect_record = json.loads((detect_dir / "run.json").read_text())
-    cell, max_distance = detect_record["grid"]["cell_m"], detect_record["grid"]["max_distance_m"]
-    code = geoanomaly(["grid", "--samples", str(samples), "--pathfinders", "Au", "--out", str(grid_dir),
-                       "--cell", str(cell), "--max-distance", str(max_distance), "--progress", "none"])
+def make_evidence(survey: str, commodity: str) -> tuple[Path, Path]:
+    """The commodity-aware evidence band and the pathfinder grids, on one grid."""
+    grid_dir = WORK / f"{survey}_grid"
+    code = geoanomaly(["grid", "--samples", str(DATA / survey / "samples.csv"), "--pathfinders", commodity,
+                       "--out", str(grid_dir), "--progress", "none"])
     if code:
         raise SystemExit(f"grid failed ({code})")
-    metrics = detect_record.get("metrics", {})
-    return detect_dir / "anomaly_score.tif", grid_dir / "grid.tif", {
-        "method": method, "cell_m": cell, "max_distance_m": max_distance,
-        "sample_auc_20_run": {"mean": metrics.get("auc"), "std": metrics.get("auc_std")},
-    }
+    grids = read_raster_stack([grid_dir / "grid.tif"])
+    suite = commodity_suite(commodity, available=grids.band_names)
+    # One cell of extra smoothing: the grid is already an IDW surface; this only joins its neighbouring cells.
+    index = gridded_suite_enrichment(grids.values, grids.band_names, suite, radius_cells=1.0)
+    evidence = WORK / f"{survey}_{commodity}_index.tif"
+    write_raster(evidence, index.astype(np.float32), grids.transform, grids.crs, band_names=[f"{commodity}_index"])
+    return evidence, grid_dir / "grid.tif"
 
 
 def figures(curve) -> dict:
-    return {"top10": round(curve.top_area["10"], 4), "top20": round(curve.top_area["20"], 4),
-            "auc": round(curve.auc, 4)}
+    return {"top5": round(curve.top_area["5"], 4), "top10": round(curve.top_area["10"], 4),
+            "top20": round(curve.top_area["20"], 4), "auc": round(curve.auc, 4)}
 
 
-def evaluate_stack(paths: list[Path], seed: int, args) -> dict:
-    stack = load_evidence(paths)
-    features = stack.features()
+def evaluate(paths: list[Path], deposits: Path, seed: int, args) -> dict:
+    settings = CycleSettings(cycles=args.cycles, k=args.k, kdal=KDALConfig(seed=seed, device=args.device))
+    inputs = read_inputs(paths, deposits, settings)
+    stack, cells, teacher = inputs.stack, inputs.deposit_cells, inputs.teacher
     rows, cols = stack.cell_rows, stack.cell_cols
-    teacher = normalise_scores(stack.band_values(0), "robust")
-    deposits = place_points(stack, read_deposits(DATA / "deposits.csv", stack.rasters.crs))
-    cells = deposits.flat
-    folds = blocked_folds(rows, cols, cells, args.folds, None, seed)
-    config = KDALConfig(seed=seed, device=args.device)
-    result = {
-        "bands": stack.band_names, "valid_cells": stack.n_cells,
-        "deposits": {"count": deposits.n_points, "scored": len(cells), "outside_grid": deposits.n_outside_grid,
-                     "on_nodata": deposits.n_on_nodata},
-        "cv": {"folds": folds.n_folds, "block_cells": folds.block_cells,
-               "deposits_per_fold": np.bincount(folds.fold_of_deposit).tolist()},
-    }
-    # The anomaly map is fitted without any deposit: its own ranking is already a held-out figure.
-    result["anomaly_map_alone"] = figures(pooled_success_curve(capture_area_shares(teacher, cells), stack.n_cells))
-    runs = {
-        "kdal_cycle0": lambda train, closed: fit_kdal_map(
-            features, teacher, rows, cols, train, closed=closed, cycles=0, k=args.k, config=config).probability,
-        f"kdal_{args.cycles}_cycles_k{args.k}": lambda train, closed: fit_kdal_map(
-            features, teacher, rows, cols, train, closed=closed, cycles=args.cycles, k=args.k,
-            config=config).probability,
-        "plain_classifier_deposits_only": lambda train, closed: fit_plain_map(
-            features, rows, cols, train, closed=closed, config=config),
-    }
-    for name, fit_predict in runs.items():
-        t0 = time.perf_counter()
-        cv = cross_validate(fit_predict, cells, folds)
-        result[name] = {**figures(cv.curve), "seconds": round(time.perf_counter() - t0, 1)}
-        print(f"  seed {seed} {'+'.join(stack.band_names[:2])}{'...' if len(paths) > 1 else ''} {name}: "
-              f"{result[name]}", flush=True)
-    return result
+    folds = blocked_folds(rows, cols, cells, args.folds, None, seed, buffer_cells=settings.oracle_radius)
+    out = {"bands": stack.band_names, "valid_cells": stack.n_cells, "deposits_scored": len(cells),
+           "deposits_per_fold": np.bincount(folds.fold_of_deposit).tolist(), "block_cells": folds.block_cells}
+    out["evidence alone"] = figures(pooled_success_curve(capture_area_shares(teacher, cells), stack.n_cells))
+    features = stack.features()
+    for name, fit in BASELINES.items():
+        cv = cross_validate(lambda train, closed, fit=fit: fit(features, rows, cols, train, closed, seed=seed),
+                            cells, folds)
+        out[name] = figures(cv.curve)
+    shares = np.full((args.cycles + 1, len(cells)), np.nan)
+    labelled = np.zeros((folds.n_folds, args.cycles + 1))
+    found = np.zeros((folds.n_folds, args.cycles + 1))
+    for fold in range(folds.n_folds):
+        held_out = folds.fold_of_deposit == fold
+        result = fit_map(inputs, settings, cells[~held_out], folds.closed_cells(fold))
+        for cycle, probability in enumerate(result.cycle_probabilities):
+            shares[cycle, held_out] = capture_area_shares(probability, cells[held_out])
+        labelled[fold] = [h["labelled"] for h in result.history]
+        found[fold] = [h.get("queries_found_positive", 0) for h in result.history]
+    for cycle in range(args.cycles + 1):
+        out[f"KDAL cycle {cycle}"] = {**figures(pooled_success_curve(shares[cycle], stack.n_cells)),
+                                      "labels_per_fold": round(float(labelled[:, cycle].mean()), 1),
+                                      "yes_answers_so_far": int(found[:, :cycle].sum())}
+    print(f"  seed {seed} {'+'.join(stack.band_names[:2])}{'...' if len(paths) > 1 else ''}: "
+          + "; ".join(f"{k} {v['top10']:.2f}/{v['top20']:.2f}" for k, v in out.items() if isinstance(v, dict)),
+          flush=True)
+    return out
+
+
+def time_per_cycle(paths: list[Path], deposits: Path, args) -> dict:
+    """CPU and wall seconds per cycle of the whole-grid run (all deposits as labels, K queries answered)."""
+    settings = CycleSettings(cycles=args.cycles, k=args.k, kdal=KDALConfig(device=args.device))
+    inputs = read_inputs(paths, deposits, settings)
+    cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    fit_map(inputs, settings)
+    cpu1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    n = args.cycles + 1
+    return {"grid": list(inputs.stack.shape), "valid_cells": inputs.stack.n_cells, "cycles": n,
+            "cpu_s_per_cycle": round((cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime) / n, 2),
+            "wall_s_per_cycle": round((wall1 - wall0) / n, 2)}
+
+
+def mean_over_seeds(per_seed: dict) -> dict:
+    first = next(iter(per_seed.values()))
+    names = [k for k, v in first.items() if isinstance(v, dict)]
+    return {name: {m: round(float(np.mean([r[name][m] for r in per_seed.values()])), 4)
+                   for m in first[name] if m in ("top5", "top10", "top20", "auc", "labels_per_fold",
+                                                 "yes_answers_so_far")} for name in names}
 
 
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--method", help="detector for the anomaly raster (default: transformer if present, "
-                                         "else the best classical)")
-    parser.add_argument("--seeds", default="0", help="comma-separated seeds (fold split and classifier)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (folds, student, background)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--surveys", default=",".join(SURVEYS))
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
     t0 = time.perf_counter()
-    method = args.method or pick_method()
-    anomaly, pathfinders, detector = make_evidence(method, args.device)
-    stacks = {"anomaly raster only": [anomaly], "anomaly raster + Au pathfinder grids": [anomaly, pathfinders]}
     results: dict = {}
-    for label, paths in stacks.items():
-        per_seed = {f"seed {seed}": evaluate_stack(paths, int(seed), args) for seed in args.seeds.split(",")}
-        maps = [k for k, v in per_seed[next(iter(per_seed))].items() if isinstance(v, dict) and "top10" in v]
-        mean = {k: {m: round(float(np.mean([r[k][m] for r in per_seed.values()])), 4) for m in ("top10", "top20", "auc")}
-                for k in maps}
-        results[label] = {**per_seed, "mean_over_seeds": mean}
-    out = {"survey": "gswa_sed1_au", "detector": detector,
-           "protocol": f"{args.folds}-fold spatially blocked CV (blocks 1/16 of the grid), figures = share of deposits "
-                       "on valid cells captured in the top 10/20 % of the valid area, each on a map that never saw it",
-           "kdal": {"cycles": args.cycles, "k": args.k, "config": KDALConfig().__dict__ | {"device": args.device}},
-           "results": results, "seconds": round(time.perf_counter() - t0, 1)}
+    for survey in args.surveys.split(","):
+        commodity = SURVEYS[survey]
+        evidence, pathfinders = make_evidence(survey, commodity)
+        deposits = DATA / survey / "deposits.csv"
+        stacks = {f"{commodity} index": [evidence], f"{commodity} index + pathfinder grids": [evidence, pathfinders]}
+        for label, paths in stacks.items():
+            print(f"{survey} / {label}", flush=True)
+            per_seed = {f"seed {s}": evaluate(paths, deposits, int(s), args) for s in args.seeds.split(",")}
+            results[f"{survey} / {label}"] = {**per_seed, "mean_over_seeds": mean_over_seeds(per_seed)}
+        results[f"{survey} / time per cycle"] = {label: time_per_cycle(paths, deposits, args)
+                                                 for label, paths in stacks.items()}
+    out = {"protocol": f"{args.folds}-fold spatially blocked CV (blocks 1/16 of the grid, held-out deposits' 3 x 3 "
+                       "neighbourhood closed), same folds for every map; figures = share of held-out deposits on "
+                       "valid cells in the top 5/10/20 % of the valid area, success-rate AUC",
+           "kdal": {"cycles": args.cycles, "k": args.k, "oracle_radius_cells": 1,
+                    "config": KDALConfig().__dict__ | {"device": args.device}},
+           "results": results, "seconds": round(time.perf_counter() - t0, 1),
+           "note": "torch 1 thread; wall times on a shared 2-core machine are inflated"}
     OUT.mkdir(exist_ok=True)
     (OUT / "prospectivity.json").write_text(json.dumps(out, indent=2) + "\n")
-    # A copy per detector, so runs with different anomaly maps can be compared side by side.
-    (OUT / f"prospectivity_{method}.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(f"\n{'evidence / map':62} {'top 10 %':>9} {'top 20 %':>9} {'AUC':>6}")
+    print(f"\n{'survey / evidence / map':62} {'top 5':>6} {'top 10':>7} {'top 20':>7} {'AUC':>6}")
     for label, res in results.items():
+        if "mean_over_seeds" not in res:
+            print(f"{label}: {res}")
+            continue
         for name, f in res["mean_over_seeds"].items():
-            print(f"{label + ' / ' + name:62} {f['top10'] * 100:8.1f}% {f['top20'] * 100:8.1f}% {f['auc']:6.3f}")
-    print(f"detector {method}; {out['seconds']} s; bench_output/prospectivity.json")
+            print(f"{label + ' / ' + name:62} {f['top5'] * 100:5.0f}% {f['top10'] * 100:6.0f}% "
+                  f"{f['top20'] * 100:6.0f}% {f['auc']:6.3f}")
+    print(f"{out['seconds']} s; bench_output/prospectivity.json")
     return out
 
 

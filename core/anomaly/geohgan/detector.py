@@ -31,8 +31,8 @@ from core.anomaly.geohgan.model import GeoHganNetworks
 from core.anomaly.geohgan.normalise import BandNormaliser
 from core.anomaly.geohgan.scoring import SCORE_NAMES, RowWriter, score_raster
 from core.anomaly.geohgan.trainer import TrainingSchedule, train_step1, train_step1_epochs, train_step2
-from core.device import describe_device, resolve_device
-from core.errors import InvalidInputError
+from core.device import cpu_threads, describe_device, resolve_device
+from core.errors import InvalidInputError, NotFittedError
 from core.progress import Progress, SilentProgress
 from core.runrecord import software_versions
 
@@ -97,7 +97,12 @@ class GeoHganDetector:
     # -- fitting -------------------------------------------------------------
     def fit(self, values: np.ndarray, valid: np.ndarray | None = None, band_names: list[str] | None = None,
             progress: Progress | None = None) -> GeoHganDetector:
-        """Train on a (bands, rows, cols) array (NaN = nodata)."""
+        """Train on a (bands, rows, cols) array (NaN = nodata).
+
+        Raises:
+            InvalidInputError: not a (bands, rows, cols) array, fewer than two bands, no cell with data, a
+                band constant on every cell, or no tile with enough cells with data.
+        """
         progress = progress or SilentProgress()
         cfg = self.config
         values, valid = check_raster(values, valid, band_names)
@@ -125,9 +130,13 @@ class GeoHganDetector:
                 f"no {cfg.tile} x {cfg.tile} tile has at least {cfg.min_valid:.0%} of its cells with data: "
                 "use a smaller --tile or a finer grid"
             )
-        device = resolve_device(self.device)
-        self.device_ = device
-        _limit_cpu_threads(device, self.threads)
+        self.device_ = resolve_device(self.device)
+        with cpu_threads(self.device_, self.threads):
+            return self._train_networks(normaliser, data, bands, progress)
+
+    def _train_networks(self, normaliser: BandNormaliser, data, bands: int, progress: Progress) -> GeoHganDetector:
+        cfg = self.config
+        device = self.device_
         progress.log(f"Geo-Hgan on {describe_device(device)}")
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
@@ -154,7 +163,12 @@ class GeoHganDetector:
     # -- scoring -------------------------------------------------------------
     def score(self, values: np.ndarray, valid: np.ndarray | None = None, window_rows: int | None = None,
               progress: Progress | None = None) -> np.ndarray:
-        """Cell scores (3, rows, cols) float32 in :data:`SCORE_NAMES` order; NaN on nodata."""
+        """Cell scores (3, rows, cols) float32 in :data:`SCORE_NAMES` order; NaN on nodata.
+
+        Raises:
+            NotFittedError: ``fit`` (or ``load``) has not been called.
+            InvalidInputError: the raster has another number of bands than the model was fitted on.
+        """
         self._check_fitted()
         values, valid = check_raster(values, valid, None, need_bands=len(self.normaliser_.low_))
         out = np.full((len(SCORE_NAMES), *values.shape[1:]), np.nan, dtype=np.float32)
@@ -181,12 +195,11 @@ class GeoHganDetector:
         cfg = self.config
         device = getattr(self, "device_", None) or resolve_device(self.device)
         self.networks_.to(device).eval()
-        _limit_cpu_threads(device, self.threads)
         progress = progress or SilentProgress()
-        score_raster(self.networks_, read_rows, write_rows, rows, cols, cfg.tile, cfg.score_stride or cfg.stride,
-                     cfg.kappa,
-                     device, cfg.min_valid, window_rows=window_rows,
-                     on_progress=lambda f: progress.update(f, "scoring tiles"))
+        with cpu_threads(device, self.threads):
+            score_raster(self.networks_, read_rows, write_rows, rows, cols, cfg.tile,
+                         cfg.score_stride or cfg.stride, cfg.kappa, device, cfg.min_valid, window_rows=window_rows,
+                         on_progress=lambda f: progress.update(f, "scoring tiles"))
 
     def normalise_rows(self, values: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Raw (bands, n, cols) rows -> the normalised rows and their valid mask (for :meth:`score_windows`)."""
@@ -236,7 +249,7 @@ class GeoHganDetector:
 
     def _check_fitted(self) -> None:
         if self.networks_ is None or self.normaliser_ is None:
-            raise RuntimeError("this GeoHganDetector is not fitted yet: call fit() or load()")
+            raise NotFittedError("this Geo-Hgan detector is not fitted yet: call fit() or load() first")
 
 
 def check_raster(values: np.ndarray, valid: np.ndarray | None, band_names: list[str] | None,
@@ -260,17 +273,6 @@ def check_raster(values: np.ndarray, valid: np.ndarray | None, band_names: list[
     if not allow_empty and not valid.any():
         raise InvalidInputError("every cell of the raster is nodata (in at least one band): nothing to learn from")
     return values, valid
-
-
-def _limit_cpu_threads(device: torch.device, threads: int | None) -> None:
-    """Use ``threads`` CPU threads (default 1).
-
-    The networks are small convolutions on 8 x 8 tiles, which two threads
-    barely speed up; on a machine shared with other jobs, torch's spinning
-    worker threads made a training step 20 times slower than one thread did.
-    """
-    if device.type == "cpu" and threads:
-        torch.set_num_threads(int(threads))
 
 
 def _reporter(progress: Progress, epochs: int, label: str):

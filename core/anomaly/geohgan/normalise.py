@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import InvalidInputError
+from core.errors import InvalidInputError, NotFittedError
 from core.preprocess import transforms
 
 LOW_PERCENTILE = 0.1
@@ -90,7 +90,7 @@ class BandNormaliser:
     def apply(self, values: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Normalised (bands, rows, cols) float32 array; nodata cells set to 0 (mask them with ``valid``)."""
         if not self.low_:
-            raise RuntimeError("BandNormaliser.apply called before fit")
+            raise NotFittedError("the band normaliser is not fitted yet: call fit() first")
         values = np.asarray(values)
         if values.shape[0] != len(self.low_):
             raise InvalidInputError(f"the model was fitted on {len(self.low_)} bands; got {values.shape[0]}")

@@ -57,6 +57,7 @@ def find_neighbours(
     exclude_colocated: bool = True,
     colocated_tolerance_m: float = 1.0,
     context_rows: np.ndarray | None = None,
+    guard: int = 0,
 ) -> NeighbourContext:
     """The ``k`` nearest other samples of every sample, by Euclidean distance in metres.
 
@@ -65,6 +66,13 @@ def find_neighbours(
     ``exclude_colocated``. ``context_rows`` (bool per sample, default all)
     says which samples may serve as context: the transformer passes False
     for repeats of a sample compiled twice, so one sample fills one slot.
+
+    ``guard`` skips that many nearest context samples: the context is the
+    (guard+1)-th to (guard+k)-th nearest. A deposit's halo spans several
+    adjacent samples; a background read from inside the halo explains the
+    deposit away, so the guard keeps the halo out and the context regional.
+    Where fewer than ``guard + k`` samples exist, the guard gives way (the
+    context keeps its k samples, the nearest ones beyond a smaller guard).
     """
     xy = np.asarray(xy, dtype=np.float64)
     if xy.ndim != 2 or xy.shape[1] != 2:
@@ -84,7 +92,9 @@ def find_neighbours(
         extra = int(group_sizes.max()) if n else 1
     else:
         extra = 1
-    n_query = min(len(pool), k + extra)
+    if guard < 0:
+        raise InvalidInputError(f"the guard (nearest samples left out) must be 0 or more, got {guard}")
+    n_query = min(len(pool), k + guard + extra)
     if n_query < 2:
         raise InvalidInputError(f"a spatial context needs at least 2 samples at distinct rows, got {len(pool)}")
     distances, indices = tree.query(xy, k=n_query)
@@ -96,7 +106,9 @@ def find_neighbours(
     else:
         keep = indices != np.arange(n)[:, None]
     # Stable order: kept neighbours first, nearest first; the rest become slots marked -1.
-    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+    order = np.argsort(~keep, axis=1, kind="stable")
+    skip = np.clip(keep.sum(axis=1) - k, 0, guard)  # per query: the guard, or less where samples are few
+    order = np.take_along_axis(order, skip[:, None] + np.arange(min(k, n_query)), axis=1)
     rows = np.arange(n)[:, None]
     out_idx = np.where(keep[rows, order], indices[rows, order], -1)
     out_dist = np.where(out_idx >= 0, distances[rows, order], np.inf)

@@ -1,14 +1,22 @@
 """The distilled context transformer as a ``Detector`` ("transformer").
 
-Each sample's element vector is reconstructed from its K nearest neighbours
-(never from itself), over ``generations`` rounds of self-distillation; a sample
-the neighbourhood cannot explain is anomalous.
+What the background is estimated from (see ``shared/reference/commodity_anomalies.md`` §3): a deposit shows as a
+halo of several adjacent enriched samples, so a background read from a sample's nearest neighbours explains the
+deposit away. Each sample's background is therefore predicted from
+
+- its **own other elements** (``own_elements``, default on): the lithology- and regolith-controlling elements
+  (Fe, Mn, Al, Ti, Ca, Mg, K...) that set background chemistry independently of mineralisation, as in
+  regression-residual methods. With a ``commodity``, the whole commodity suite is hidden from the sample's own
+  input and must be predicted from the rest; the other elements are hidden in a few interleaved groups in turn,
+  so every element is predicted once without being seen (no target leak);
+- a **regional context**: the ``neighbours`` samples beyond a ``guard`` of the nearest ones, so a halo a few
+  samples wide is kept out of its own background.
+
+Training is by self-distillation over ``generations`` (teacher, then students), ``ensemble`` models averaged.
 
 An *ensemble* of ``ensemble`` such models (default 3), trained from seeds
 derived from ``seed``, is averaged: the background is the mean of their
-reconstructions. One training run on 2 cores is cheap, and its ranking moves
-with the seed (on GSWA sed1 two seeds share only 57-70 % of their top 5 %);
-two ensembles of three share 73-86 % (Spearman 0.95).
+predictions. One training run's ranking moves with the seed.
 
 One physical sample counts once in training. A sample compiled twice (same
 spot, identical assays: 526 of sed1's 1,392 rows) is trained on once and
@@ -19,30 +27,32 @@ double in validation. Every row is still scored.
 
 Readouts (``score_details``):
 
-- ``reconstruction_error``: L2 norm of (sample - reconstruction) over the
-  prepared elements, from the last generation (the published score);
+- ``commodity_enrichment`` (with a commodity): the commodity readout of
+  :mod:`core.anomaly.readouts` on the standardised residuals - one-sided,
+  capped suite enrichment with support from neighbouring locations, each
+  location counted once. It is the main score when a commodity is given;
+- ``reconstruction_error``: L2 norm of (sample - background) over the
+  prepared elements, from the last generation (the published score; the
+  main score without a commodity);
 - ``generation_0`` ... ``generation_{G-1}``: the same from each generation,
-  so generations can be compared (the detect command reports their AUCs);
+  and ``generation_g_commodity`` the commodity readout of each generation, so
+  generations can be compared (the detect command reports their AUCs);
 - ``attention_dispersion``: attention-weighted mean distance (metres) from
   the sample to its context;
-- ``rank_fusion``: mean of the rank percentiles of the two above;
+- ``rank_fusion``: mean of the rank percentiles of reconstruction error and dispersion;
 - ``residual_mahalanobis``: robust (MCD) Mahalanobis distance of the last
-  generation's residual vector, fitted on the samples counted once - how
-  unusual the *pattern* of residuals is, given how residuals co-vary;
-- ``residual`` (n, p): sample - reconstruction per element, which elements
-  drive each anomaly.
+  generation's residual vector, fitted on the samples counted once;
+- ``residual`` (n, p): per-element residuals in robust standard deviations of
+  the training residuals (centre and spread fixed at fitting and saved),
+  positive = enriched: :meth:`TransformerDetector.element_residuals`, which
+  :mod:`core.anomaly.detection` reads for the commodity readouts.
 
-The default score is ``reconstruction_error``, on principle: it is the only
-readout that looks at the sample's own composition. In a model without a
-target leak the attention weights are a function of the *neighbourhood*
-(where the neighbours are and what they hold), not of the sample, so
-attention dispersion measures how far the background estimate had to
-reach - largely the local sampling density. On the GSWA sed1 survey the plain
-mean distance to the 32 nearest samples, with no model at all, already
-reaches AUC ~0.92 because the known deposits sit where sampling is sparse; a
-soil grid or a rock-chip campaign has a different sampling design, and such a
-score would carry no geochemistry there. ``--transformer-score`` picks
-another readout as the main score when a geologist wants it.
+Attention dispersion is a function of the neighbourhood (where the
+neighbours are), not of the sample: on GSWA sed1 the plain mean distance to
+the nearest samples already reaches AUC ~0.9 because the known deposits sit
+where sampling is sparse. It is sampling density, not geochemistry, and is
+never the default. ``--transformer-score`` picks another readout as the main
+score when a geologist wants it.
 
 New samples are scored in their own spatial context: ``score(samples)``
 finds each sample's neighbours among ``samples``.
@@ -51,22 +61,23 @@ finds each sample's neighbours among ``samples``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core.anomaly.base import Detector, register_detector
+from core.device import cpu_threads
 from core.errors import InvalidInputError
 from core.preprocess.pipeline import PreparedSamples
 from core.progress import Progress
 
-SCORES = ("reconstruction", "mahalanobis", "dispersion", "fusion")
-_SCORE_COLUMN = {"reconstruction": "reconstruction_error", "mahalanobis": "residual_mahalanobis",
-                 "dispersion": "attention_dispersion", "fusion": "rank_fusion"}
+SCORES = ("auto", "commodity", "reconstruction", "mahalanobis", "dispersion", "fusion")
+_SCORE_COLUMN = {"commodity": "commodity_enrichment", "reconstruction": "reconstruction_error",
+                 "mahalanobis": "residual_mahalanobis", "dispersion": "attention_dispersion", "fusion": "rank_fusion"}
 
 
 @register_detector("transformer")
@@ -78,7 +89,9 @@ class TransformerDetector(Detector):
         generations: int = 4,
         ensemble: int = 3,
         neighbours: int = 16,
-        epochs: int = 100,
+        guard: int = 8,
+        own_elements: bool = True,
+        epochs: int = 30,
         patience: int = 8,
         batch_size: int = 128,
         d_model: int = 32,
@@ -90,36 +103,21 @@ class TransformerDetector(Detector):
         alpha_step: float = 0.1,
         alpha_max: float = 0.9,
         max_hidden_fraction: float = 0.5,
+        max_hidden_elements: float = 0.5,
         validation_fraction: float = 0.1,
         exclude_colocated: bool = True,
         colocated_tolerance_m: float = 1.0,
-        main_score: str = "reconstruction",
+        commodity: str | None = None,
+        pathfinders: list[str] | None = None,
+        main_score: str = "auto",
         seed: int = 0,
         device: str = "auto",
         threads: int | None = 1,
     ) -> None:
-        self.generations = generations
-        self.ensemble = ensemble
-        self.neighbours = neighbours
-        self.epochs = epochs
-        self.patience = patience
-        self.batch_size = batch_size
-        self.d_model = d_model
-        self.heads = heads
-        self.encoder_layers = encoder_layers
-        self.decoder_layers = decoder_layers
-        self.dropout = dropout
-        self.learning_rate = learning_rate
-        self.alpha_step = alpha_step
-        self.alpha_max = alpha_max
-        self.max_hidden_fraction = max_hidden_fraction
-        self.validation_fraction = validation_fraction
-        self.exclude_colocated = exclude_colocated
-        self.colocated_tolerance_m = colocated_tolerance_m
-        self.main_score = main_score
-        self.seed = seed
-        self.device = device
-        self.threads = threads
+        # The one place the defaults are written: the command-line options are derived from this signature.
+        params = dict(locals())
+        del params["self"]
+        vars(self).update(params)
         self._check_params()
 
     def report_stages(self, share: float) -> None:
@@ -145,8 +143,13 @@ class TransformerDetector(Detector):
 
         models = f"{self.ensemble} models x " if self.ensemble > 1 else ""
         progress.log(f"Transformer on {device_line}: {models}{self.generations} generation(s), "
-                     f"{self.neighbours} neighbours, at most {self.epochs} epochs each")
+                     f"context of {self.neighbours} samples beyond the {self.guard} nearest, "
+                     f"at most {self.epochs} epochs each")
         started = time.perf_counter()
+        self.suite_ = self._suite(samples.elements)
+        if self.suite_:
+            progress.log(f"Transformer predicts the {self.commodity} suite ({', '.join(self.suite_)}) of each sample "
+                         "from its other elements and its regional context, never from its own suite assays")
         context, groups, repeats = self._context(samples)
         self.n_elements_ = samples.values.shape[1]
         self.offset_scale_m_ = context.typical_spacing_m()
@@ -161,18 +164,26 @@ class TransformerDetector(Detector):
                 generations=self.generations, epochs=self.epochs, patience=self.patience,
                 batch_size=self.batch_size, learning_rate=self.learning_rate, alpha_step=self.alpha_step,
                 alpha_max=self.alpha_max, max_hidden_fraction=self.max_hidden_fraction,
+                max_hidden_elements=self.max_hidden_elements,
                 validation_fraction=self.validation_fraction, seed=member_seed(self.seed, member),
             )
-            trainer = DistillationTrainer(self._build_model, settings, device, progress, stage_share,
-                                          member=member, members=self.ensemble).fit(dataset, groups, repeats)
+            trainer = DistillationTrainer(self._build_model, settings, device, self._masking(), progress,
+                                          stage_share, member=member, members=self.ensemble).fit(dataset, groups,
+                                                                                                 repeats)
             self.member_states_.append(trainer.generation_states_)
             records += [record.as_dict() for record in trainer.history_]
         self._models = None
         self._cache = None
+        # The residuals' robust centre and spread, fixed on the training samples (each counted once) and saved,
+        # so a few new samples passed to `score` are standardised like the survey the model learnt.
+        self.residual_center_ = self.residual_scale_ = None
+        self._cache = (_fingerprint(samples), self._readouts_on(samples, device))
         self.history_ = {
             "detector": "transformer",
             "device": device_line,
             "neighbours": self.neighbours,
+            "guard": self.guard,
+            "suite_predicted": list(self.suite_),
             "offset_scale_m": round(self.offset_scale_m_, 3),
             "seed": self.seed,
             "ensemble_seeds": [member_seed(self.seed, m) for m in range(self.ensemble)],
@@ -196,8 +207,28 @@ class TransformerDetector(Detector):
         groups = location_groups(samples.xy, self.colocated_tolerance_m)
         repeats = repeated_samples(groups, samples.values)
         context = find_neighbours(samples.xy, self.neighbours, self.exclude_colocated, self.colocated_tolerance_m,
-                                  context_rows=~repeats)
+                                  context_rows=~repeats, guard=self.guard)
         return context, groups, repeats
+
+    def _suite(self, elements: list[str]) -> dict[str, float]:
+        """The commodity suite (element -> weight) among ``elements``; empty without a commodity."""
+        if not self.commodity:
+            return {}
+        from core.preprocess.elements import commodity_suite
+
+        suite = commodity_suite(self.commodity, self.pathfinders, available=list(elements))
+        suite = {el: w for el, w in suite.items() if el in elements}
+        if not suite:
+            raise InvalidInputError(f"none of the {self.commodity} suite's elements is among the model's features "
+                                    f"({', '.join(elements[:8])}...); use the clr or log transform with a commodity")
+        return suite
+
+    def _masking(self):
+        """Which own elements the model must predict unseen: the suite always, the others in scoring groups."""
+        from core.anomaly.transformer.trainer import ElementMasking
+
+        suite = np.array([el in self.suite_ or not self.own_elements for el in self.elements_])
+        return ElementMasking.for_elements(len(self.elements_), suite)
 
     def _build_model(self):
         from core.anomaly.transformer.model import ContextReconstructor
@@ -214,7 +245,24 @@ class TransformerDetector(Detector):
 
     # -- scoring ---------------------------------------------------------------
     def _score(self, samples: PreparedSamples) -> np.ndarray:
-        return self._readouts(samples)[_SCORE_COLUMN[self.main_score]]
+        return self._readouts(samples)[_SCORE_COLUMN[self._main_score()]]
+
+    def _main_score(self) -> str:
+        """``auto``: the commodity readout when a commodity is given, else the reconstruction error."""
+        if self.main_score != "auto":
+            return self.main_score
+        return "commodity" if self.commodity else "reconstruction"
+
+    def element_residuals(self, samples: PreparedSamples, suite=None) -> np.ndarray:
+        """Per-element standardised residuals (n, p): (sample - background) in robust standard deviations of the
+        training residuals, positive = enriched. Each element's background is predicted without seeing it.
+
+        :mod:`core.anomaly.readouts` reads these (the commodity readout); they are also the ``residual_<element>``
+        columns of the scores table. ``suite`` changes nothing: with a commodity the suite is already hidden from
+        the background that every element's residual is taken against.
+        """
+        self._check_compatible(samples)
+        return self._readouts(samples)["residual"].copy()
 
     def score_details(self, samples: PreparedSamples) -> dict[str, np.ndarray]:
         self._check_compatible(samples)
@@ -234,27 +282,40 @@ class TransformerDetector(Detector):
         return out
 
     def _readouts_on(self, samples: PreparedSamples, device) -> dict[str, np.ndarray]:
+        from core.anomaly.readouts import robust_centre_scale, robust_standardise, suite_enrichment
         from core.anomaly.transformer.trainer import predict_background
 
-        context, _, repeats = self._context(samples)
+        context, groups, repeats = self._context(samples)
         dataset = self._dataset(samples, context, device)
         values = samples.values.astype(np.float64)
+        masking = self._masking()
         out: dict[str, np.ndarray] = {}
         member_models = self._member_models(device)
         last = len(member_models[0]) - 1
         for generation in range(last + 1):
-            # An ensemble's background is the mean of its members' reconstructions.
-            predictions = [predict_background(models[generation], dataset) for models in member_models]
-            reconstruction = np.mean([p[0] for p in predictions], axis=0)
+            # An ensemble's background is the mean of its members' predictions.
+            predictions = [predict_background(models[generation], dataset, masking) for models in member_models]
+            background = np.mean([p[0] for p in predictions], axis=0)
             attention = np.mean([p[1] for p in predictions], axis=0)
-            residual = values - reconstruction
+            residual = values - background
             out[f"generation_{generation}"] = np.linalg.norm(residual, axis=1)
+            if self.suite_ and generation < last:
+                # Per-generation commodity figures; standardised on this batch (the last one uses the saved scale).
+                out[f"generation_{generation}_commodity"] = suite_enrichment(
+                    robust_standardise(residual, rows=~repeats), self.elements_, self.suite_, samples.xy, groups)
+        if self.residual_center_ is None:  # fitting: fix the standardisation on the training samples
+            self.residual_center_, self.residual_scale_ = robust_centre_scale(residual, rows=~repeats)
+        standardised = (residual - self.residual_center_) / self.residual_scale_
         distances = np.where(context.missing, 0.0, context.distances_m)
         out["reconstruction_error"] = out[f"generation_{last}"]
         out["attention_dispersion"] = (attention * distances).sum(axis=1) / np.maximum(attention.sum(axis=1), 1e-12)
         out["rank_fusion"] = rank_mean([out["reconstruction_error"], out["attention_dispersion"]])
         out["residual_mahalanobis"] = residual_mahalanobis(samples, residual, fit_rows=~repeats)
-        out["residual"] = residual  # last generation, (n, p)
+        if self.suite_:
+            out["commodity_enrichment"] = suite_enrichment(standardised, self.elements_, self.suite_, samples.xy,
+                                                           groups)
+            out[f"generation_{last}_commodity"] = out["commodity_enrichment"]
+        out["residual"] = standardised  # last generation, (n, p), robust standard deviations
         return out
 
     def _member_models(self, device) -> list[list]:
@@ -279,7 +340,9 @@ class TransformerDetector(Detector):
             for generation, state in enumerate(states):
                 torch.save(state, folder / _weights_name(member, generation))
         learned = {"n_elements": self.n_elements_, "offset_scale_m": self.offset_scale_m_,
-                   "generations_saved": len(self.member_states_[0]), "ensemble": len(self.member_states_)}
+                   "generations_saved": len(self.member_states_[0]), "ensemble": len(self.member_states_),
+                   "suite": self.suite_, "residual_center": self.residual_center_.tolist(),
+                   "residual_scale": self.residual_scale_.tolist()}
         (folder / "transformer_state.json").write_text(json.dumps(learned, indent=1))
 
     def _load_state(self, folder: Path) -> None:
@@ -289,6 +352,12 @@ class TransformerDetector(Detector):
         if not learned_path.exists():
             raise InvalidInputError(f"{folder} holds no transformer weights (transformer_state.json missing)")
         learned = json.loads(learned_path.read_text())
+        if "residual_scale" not in learned:
+            raise InvalidInputError(f"{folder} holds a transformer saved by an older GeoAnomaly (it predicted a "
+                                    "sample from its neighbours only); fit it again")
+        self.suite_ = dict(learned["suite"])
+        self.residual_center_ = np.asarray(learned["residual_center"], dtype=np.float64)
+        self.residual_scale_ = np.asarray(learned["residual_scale"], dtype=np.float64)
         self.n_elements_ = int(learned["n_elements"])
         self.offset_scale_m_ = float(learned["offset_scale_m"])
         members = []
@@ -308,48 +377,22 @@ class TransformerDetector(Detector):
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("transformer (--method transformer)")
-        group.add_argument("--generations", type=int, default=4,
-                           help="transformer: teacher + students trained by self-distillation (default 4)")
-        group.add_argument("--ensemble", type=int, default=3,
-                           help="transformer: models trained from different seeds whose reconstructions are "
-                                "averaged, so the ranking does not hinge on one training run (default 3; "
-                                "1 is fastest)")
-        group.add_argument("--neighbours", type=int, default=16,
-                           help="transformer: nearest samples each sample is reconstructed from (default 16)")
-        group.add_argument("--epochs", type=int, default=100,
-                           help="transformer: most epochs per generation; early stopping ends sooner (default 100)")
-        group.add_argument("--patience", type=int, default=8,
-                           help="transformer: epochs without a better validation loss before stopping (default 8)")
-        group.add_argument("--batch-size", type=int, default=128, help="transformer: samples per step (default 128)")
-        group.add_argument("--d-model", type=int, default=32, help="transformer: model width (default 32)")
-        group.add_argument("--torch-threads", type=int, default=1,
-                           help="transformer: CPU threads (default 1: the model is small, and on a shared machine "
-                                "spinning worker threads made steps several times slower; 0 = torch's default)")
-        group.add_argument("--alpha-step", type=float, default=0.1,
-                           help="transformer: teacher weight added per generation, capped at 0.9 (default 0.1)")
-        group.add_argument("--mask-fraction", type=float, default=0.5,
-                           help="transformer: each step hides a random share in [0, this] of the context (default 0.5)")
-        group.add_argument("--include-colocated", action="store_true",
-                           help="transformer: let samples at the same location be each other's context "
-                                "(default: left out, they would let a duplicate explain its twin)")
-        group.add_argument("--transformer-score", choices=SCORES, default="reconstruction",
-                           help="transformer: main score - reconstruction error (default), robust Mahalanobis "
-                                "distance of the residuals, attention dispersion, or the rank fusion of "
-                                "reconstruction and dispersion (see the README before changing it)")
+        defaults = _constructor_defaults(cls)
+        for option in OPTIONS:
+            option.add_to(group, defaults[option.param])
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TransformerDetector:
-        return cls(
-            generations=getattr(args, "generations", 4), ensemble=getattr(args, "ensemble", 3),
-            neighbours=getattr(args, "neighbours", 16),
-            epochs=getattr(args, "epochs", 100), patience=getattr(args, "patience", 8),
-            batch_size=getattr(args, "batch_size", 128), d_model=getattr(args, "d_model", 32),
-            alpha_step=getattr(args, "alpha_step", 0.1), max_hidden_fraction=getattr(args, "mask_fraction", 0.5),
-            exclude_colocated=not getattr(args, "include_colocated", False),
-            main_score=getattr(args, "transformer_score", "reconstruction"),
-            seed=getattr(args, "seed", 0), device=getattr(args, "device", "auto"),
-            threads=getattr(args, "torch_threads", 1) or None,
-        )
+        params = {option.param: option.read(args, default)
+                  for option, default in ((o, _constructor_defaults(cls)[o.param]) for o in OPTIONS)}
+        pathfinders = getattr(args, "pathfinder_list", None)
+        if getattr(args, "pathfinders_file", None):
+            from core.preprocess.elements import read_pathfinders_file
+
+            pathfinders = read_pathfinders_file(args.pathfinders_file)
+        return cls(**params, commodity=getattr(args, "commodity", None), pathfinders=pathfinders,
+                   seed=getattr(args, "seed", 0), device=getattr(args, "device", "auto"),
+                   threads=getattr(args, "threads", 1) or None)  # the shared --threads option
 
     def _check_params(self) -> None:
         if self.main_score not in SCORES:
@@ -360,29 +403,78 @@ class TransformerDetector(Detector):
                 raise InvalidInputError(f"transformer {name.replace('_', ' ')} must be at least 1")
         if self.d_model % self.heads:
             raise InvalidInputError(f"--d-model ({self.d_model}) must be a multiple of the heads ({self.heads})")
+        if int(self.guard) < 0:
+            raise InvalidInputError("--guard (nearest samples left out of the context) must be 0 or more")
         if not 0.0 <= self.max_hidden_fraction < 1.0:
             raise InvalidInputError("--mask-fraction must be in [0, 1)")
+        if not 0.0 <= self.max_hidden_elements <= 1.0:
+            raise InvalidInputError("the share of own elements hidden must be in [0, 1]")
+        if self.main_score == "commodity" and not self.commodity:
+            raise InvalidInputError("--transformer-score commodity needs the commodity (--commodity)")
+        if self.commodity:
+            from core.preprocess.elements import commodity_key
+
+            commodity_key(self.commodity)  # an unknown commodity fails here, before training
         if not 0.0 <= self.alpha_step <= 1.0 or not 0.0 <= self.alpha_max <= 1.0:
             raise InvalidInputError("--alpha-step and the alpha cap must be in [0, 1]")
 
 
-@contextlib.contextmanager
-def cpu_threads(device, threads: int | None):
-    """Run with ``threads`` CPU threads (None: torch's default), then restore.
+@dataclass(frozen=True)
+class Option:
+    """One command-line option of a constructor parameter; its default is read from the signature."""
 
-    The model is small: a second thread barely helps, and on a machine shared
-    with other jobs torch's spinning worker threads made an epoch five times
-    slower than one thread did (measured on the 2-core development machine).
-    """
-    import torch
+    param: str
+    flag: str
+    help: str
+    choices: tuple | None = None
+    inverted: bool = False  # a store_true flag that sets the parameter False (e.g. --include-colocated)
+    zero_is_none: bool = False  # 0 on the command line means None (e.g. torch's own thread count)
 
-    before = torch.get_num_threads()
-    if device.type == "cpu" and threads:
-        torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    def add_to(self, group, default) -> None:
+        if self.inverted:
+            group.add_argument(self.flag, action="store_true", help=f"transformer: {self.help}")
+            return
+        shown = 0 if (self.zero_is_none and default is None) else default
+        group.add_argument(self.flag, type=type(shown), default=shown, choices=self.choices,
+                           help=f"transformer: {self.help} (default {shown})")
+
+    def read(self, args: argparse.Namespace, default):
+        value = getattr(args, self.flag.lstrip("-").replace("-", "_"), None)
+        if self.inverted:
+            return not value if value is not None else default
+        if value is None:
+            return default
+        return (value or None) if self.zero_is_none else value
+
+
+OPTIONS = (
+    Option("generations", "--generations", "teacher + students trained by self-distillation"),
+    Option("ensemble", "--ensemble", "models trained from different seeds whose backgrounds are averaged, so the "
+                                     "ranking does not hinge on one training run (1 is fastest)"),
+    Option("neighbours", "--neighbours", "context samples each sample's background is read from"),
+    Option("guard", "--guard", "nearest samples left out of the context, so a deposit's halo does not become "
+                               "its background (the context starts beyond them)"),
+    Option("epochs", "--epochs", "most epochs per generation; early stopping ends sooner"),
+    Option("patience", "--patience", "epochs without a better validation loss before stopping"),
+    Option("batch_size", "--batch-size", "samples per step"),
+    Option("d_model", "--d-model", "model width"),
+    Option("alpha_step", "--alpha-step", "teacher weight added per generation, capped at 0.9"),
+    Option("max_hidden_fraction", "--mask-fraction", "each step hides a random share in [0, this] of the context"),
+    Option("exclude_colocated", "--include-colocated", "let samples at the same location be each other's context "
+                                                      "(default: left out, they would let a duplicate explain its "
+                                                      "twin)", inverted=True),
+    Option("main_score", "--transformer-score", "main score - auto: the commodity suite's enrichment with support "
+                                                "from neighbouring locations when --commodity is given, else the "
+                                                "reconstruction error; or the robust Mahalanobis distance of the "
+                                                "residuals, attention dispersion, or the rank fusion of "
+                                                "reconstruction and dispersion (see the README)", choices=SCORES),
+)
+
+
+def _constructor_defaults(cls) -> dict:
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items() if name != "self"}
 
 
 def residual_mahalanobis(samples: PreparedSamples, residual: np.ndarray, fit_rows: np.ndarray) -> np.ndarray:

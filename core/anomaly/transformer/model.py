@@ -1,4 +1,4 @@
-"""The context transformer: reconstructs a sample's elements from its neighbours.
+"""The context transformer: predicts a sample's hidden elements from its other elements and its regional context.
 
 Plain ``nn.Module``s, no I/O. Shapes: B queries, K context samples, p elements,
 d model width.
@@ -9,11 +9,15 @@ d model width.
 - An encoder lets context tokens attend to each other; hidden tokens (random
   masking in training, empty slots always) are excluded through a key-padding
   mask, never by a magic value.
-- The query token carries position only: a learned vector plus the encoding of
-  offset (0, 0). It never sees the query's own elements, and the query is not
-  in its own context, so the model cannot copy its target (the published
-  code's leak). Absolute coordinates are deliberately not used either: they
-  would let the model memorise each location's own values.
+- The query token carries a learned vector, the encoding of offset (0, 0)
+  and the query's OWN elements with the elements to predict hidden (zeroed,
+  and flagged hidden): the regression-residual idea - a sample's Au is
+  predicted from its own Fe, Mn, Al, Ti... (lithology, regolith, scavenging)
+  and from the regional context, never from its own Au. The loss counts the
+  hidden elements only, so the model cannot copy its target (the published
+  code's leak), and the query is not in its own context. Absolute
+  coordinates are deliberately not used: they would let the model memorise
+  each location's own values.
 - Cross-attention blocks let the query read the context; the attention weights
   are returned for the attention-dispersion readout.
 """
@@ -85,6 +89,8 @@ class ContextReconstructor(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, n_encoder_layers, enable_nested_tensor=False)
         self.encoder_norm = nn.LayerNorm(d_model)
         self.query_embedding = nn.Parameter(torch.randn(d_model) * 0.02)
+        # The query's own elements: values where visible (0 where hidden) and the hidden flags.
+        self.own_projection = nn.Linear(2 * n_elements, d_model)
         self.decoder = nn.ModuleList(
             CrossAttentionBlock(d_model, n_heads, d_feedforward, dropout) for _ in range(n_decoder_layers)
         )
@@ -92,19 +98,25 @@ class ContextReconstructor(nn.Module):
         self.output_projection = nn.Linear(d_model, n_elements)
 
     def forward(
-        self, context_values: torch.Tensor, context_offsets: torch.Tensor, hidden: torch.Tensor
+        self, context_values: torch.Tensor, context_offsets: torch.Tensor, hidden: torch.Tensor,
+        own_values: torch.Tensor, own_hidden: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (reconstruction (B, p), attention of the query over the context (B, K)).
+        """Return (prediction of every element (B, p), attention of the query over the context (B, K)).
 
         ``context_values`` (B, K, p), ``context_offsets`` (B, K, 3), ``hidden``
         (B, K) bool, True where a context token must not be seen. Every row
-        needs at least one visible token.
+        needs at least one visible token. ``own_values`` (B, p) are the query's
+        own elements and ``own_hidden`` (B, p) bool marks those it must not
+        see; only the predictions of hidden elements mean anything (the
+        others could be copied).
         """
         tokens = self.element_projection(context_values) + self.offset_encoding(context_offsets)
         memory = self.encoder_norm(self.encoder(tokens, src_key_padding_mask=hidden))
-        # Position only: the query sits at offset (0, 0) from itself.
-        origin = context_offsets.new_zeros(1, 1, context_offsets.shape[-1])
-        query = (self.query_embedding + self.offset_encoding(origin)).expand(len(context_values), 1, -1)
+        # The query sits at offset (0, 0) from itself and shows only its visible elements.
+        origin = context_offsets.new_zeros(1, context_offsets.shape[-1])
+        visible = (~own_hidden).to(own_values.dtype)
+        own = self.own_projection(torch.cat([own_values * visible, 1.0 - visible], dim=-1))
+        query = (self.query_embedding + self.offset_encoding(origin) + own).unsqueeze(1)
         weights = []
         for block in self.decoder:
             query, block_weights = block(query, memory, hidden)

@@ -1,7 +1,13 @@
 """Training by EM-derived self-distillation over generations, and batched inference.
 
-Generation 0 (the teacher) learns to reconstruct each sample from its
-neighbourhood with the reconstruction loss alone. Generation g >= 1 (a
+What is learned: each sample's *hidden* elements, predicted from its other
+(visible) elements and its regional context (:mod:`.dataset`). Every step
+hides the commodity suite (when there is one) and a random share of the
+other elements of each query; the loss counts the hidden elements only.
+Scoring hides fixed groups of elements in turn (:class:`ElementMasking`), so
+every element is predicted once without being seen.
+
+Generation 0 (the teacher) learns this prediction with the loss alone. Generation g >= 1 (a
 student) starts from the previous generation's best weights and minimises
 
     (1 - alpha_g) * MSE(student, sample) + alpha_g * MSE(student, teacher)
@@ -42,6 +48,7 @@ class TrainingSettings:
     alpha_step: float = 0.1  # published: alpha = 0.1, 0.2, 0.3 for students 1, 2, 3
     alpha_max: float = 0.9
     max_hidden_fraction: float = 0.5  # each step hides a random share in [0, this] of the context
+    max_hidden_elements: float = 0.5  # ... and a random share in [0, this] of the query's own elements
     validation_fraction: float = 0.1
     seed: int = 0
 
@@ -73,13 +80,73 @@ def alpha_for_generation(generation: int, step: float = 0.1, cap: float = 0.9) -
 
 
 def distillation_loss(
-    prediction: torch.Tensor, target: torch.Tensor, teacher_prediction: torch.Tensor | None, alpha: float
+    prediction: torch.Tensor, target: torch.Tensor, teacher_prediction: torch.Tensor | None, alpha: float,
+    counted: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``(1 - alpha) * MSE(prediction, target) + alpha * MSE(prediction, teacher_prediction)``."""
-    reconstruction = torch.mean((prediction - target) ** 2)
+    """``(1 - alpha) * MSE(prediction, target) + alpha * MSE(prediction, teacher_prediction)``.
+
+    ``counted`` (bool, shaped like ``prediction``) restricts both means to
+    those entries: the hidden elements, the only ones whose prediction is
+    not a copy.
+    """
+    def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if counted is None:
+            return torch.mean((a - b) ** 2)
+        weight = counted.to(a.dtype)
+        return torch.sum((a - b) ** 2 * weight) / torch.clamp(weight.sum(), min=1.0)
+
+    reconstruction = mse(prediction, target)
     if teacher_prediction is None or alpha == 0.0:
         return reconstruction
-    return (1.0 - alpha) * reconstruction + alpha * torch.mean((prediction - teacher_prediction) ** 2)
+    return (1.0 - alpha) * reconstruction + alpha * mse(prediction, teacher_prediction)
+
+
+@dataclass
+class ElementMasking:
+    """Which of a query's own elements are hidden: always (the commodity suite) and per scoring pass.
+
+    ``always`` (p,) bool is hidden in every step and every pass: the suite
+    must be predicted from the rest. ``groups`` split the other elements
+    into a few interleaved groups; scoring runs one pass per group (plus one
+    for the suite), each element predicted in the pass that hides it.
+    """
+
+    always: np.ndarray
+    groups: list[np.ndarray]
+
+    @classmethod
+    def for_elements(cls, n_elements: int, suite: np.ndarray | None = None, passes: int = 4) -> ElementMasking:
+        always = np.zeros(n_elements, dtype=bool) if suite is None else np.asarray(suite, dtype=bool)
+        others = np.flatnonzero(~always)
+        n_groups = min(passes, len(others))
+        groups = []
+        for g in range(n_groups):
+            group = np.zeros(n_elements, dtype=bool)
+            group[others[g::n_groups]] = True
+            groups.append(group)
+        return cls(always=always, groups=groups)
+
+    def passes(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(hidden elements, elements read from this pass) per scoring pass."""
+        out = [(self.always, self.always)] if self.always.any() else []
+        return out + [(self.always | group, group) for group in self.groups]
+
+
+def draw_hidden_elements(rows: int, masking: ElementMasking, max_fraction: float,
+                         generator: torch.Generator) -> torch.Tensor:
+    """A fresh (rows, p) mask of the query's own elements, True = hidden this step.
+
+    The suite is always hidden; each query hides a random share in
+    [0, ``max_fraction``] of the other elements too, and at least one
+    element, so every query has something to predict.
+    """
+    p = len(masking.always)
+    share = torch.rand(rows, 1, generator=generator) * max_fraction
+    hide = (torch.rand(rows, p, generator=generator) < share) | torch.as_tensor(masking.always)
+    pick = torch.randint(0, p, (rows,), generator=generator)
+    nothing = ~hide.any(dim=1)
+    hide[nothing, pick[nothing]] = True
+    return hide
 
 
 def seed_streams(seed: int, generations: int) -> tuple[int, int, list[tuple[int, int]]]:
@@ -108,18 +175,31 @@ def draw_hidden(missing: torch.Tensor, max_fraction: float, generator: torch.Gen
 
 @torch.no_grad()
 def predict_background(
-    model: nn.Module, dataset: NeighbourContextDataset, batch_size: int = 1024
+    model: nn.Module, dataset: NeighbourContextDataset, masking: ElementMasking, rows: torch.Tensor | None = None,
+    batch_size: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Reconstruction (n, p) and attention over the context (n, K), whole context visible."""
+    """Background (n, p), each element predicted while hidden, and attention over the context (n, K).
+
+    The whole context is visible; one pass per :meth:`ElementMasking.passes`,
+    the attention averaged over the passes. ``rows`` (default all) limits
+    the queries.
+    """
     model.eval()
-    reconstructions, attentions = [], []
-    for start in range(0, len(dataset), batch_size):
-        rows = torch.arange(start, min(start + batch_size, len(dataset)), device=dataset.device)
-        _, context, offsets, missing = dataset.batch(rows)
-        reconstruction, attention = model(context, offsets, missing)
-        reconstructions.append(reconstruction.float().cpu())
-        attentions.append(attention.float().cpu())
-    return torch.cat(reconstructions).numpy(), torch.cat(attentions).numpy()
+    rows_all = torch.arange(len(dataset)) if rows is None else torch.as_tensor(rows)
+    background = np.zeros((len(rows_all), dataset.n_elements), dtype=np.float32)
+    attention_sum = np.zeros((len(rows_all), dataset.k), dtype=np.float32)
+    passes = masking.passes()
+    for hidden_elements, read in passes:
+        hidden_elements = torch.as_tensor(hidden_elements, device=dataset.device)
+        for start in range(0, len(rows_all), batch_size):
+            batch_rows = rows_all[start : start + batch_size].to(dataset.device)
+            own, context, offsets, missing = dataset.batch(batch_rows)
+            prediction, attention = model(context, offsets, missing, own,
+                                          hidden_elements.expand(len(batch_rows), -1))
+            stop = start + len(batch_rows)
+            background[start:stop, read] = prediction.float().cpu().numpy()[:, read]
+            attention_sum[start:stop] += attention.float().cpu().numpy()
+    return background, attention_sum / len(passes)
 
 
 class DistillationTrainer:
@@ -135,12 +215,14 @@ class DistillationTrainer:
         build_model: Callable[[], nn.Module],
         settings: TrainingSettings,
         device: torch.device,
+        masking: ElementMasking | None = None,
         progress: Progress | None = None,
         progress_share: float = 0.0,
         member: int = 0,
         members: int = 1,
     ) -> None:
         self.build_model = build_model
+        self.masking = masking
         self.member = member
         self.members = members
         self.settings = settings
@@ -162,6 +244,8 @@ class DistillationTrainer:
         s = self.settings
         if s.generations < 1:
             raise ValueError("at least one generation (the teacher) is needed")
+        if self.masking is None:
+            self.masking = ElementMasking.for_elements(dataset.n_elements)
         init_seed, split_seed, generation_seeds = seed_streams(s.seed, s.generations)
         torch.manual_seed(init_seed)
         model = self.build_model().to(self.device)
@@ -190,7 +274,8 @@ class DistillationTrainer:
     def _train_generation(self, generation, model, teacher, dataset, train_rows, validation_rows, seeds):
         s = self.settings
         alpha = alpha_for_generation(generation, s.alpha_step, s.alpha_max)
-        role = "teacher" if generation == 0 else f"student, alpha {alpha:.2f}"
+        # Plain words for the log (run.json's history keeps alpha): each round learns from the one before.
+        role = "first round" if generation == 0 else f"round {generation + 1}, learning from round {generation}"
         label = self._name(generation)
         if self.progress_share > 0:
             self.progress.stage(label, f"Training {label} ({role})", weight=self.progress_share / s.generations)
@@ -252,12 +337,14 @@ class DistillationTrainer:
             rows = order[start : start + self.settings.batch_size]
             target, context, offsets, missing = dataset.batch(rows)
             hidden = draw_hidden(missing, self.settings.max_hidden_fraction, generator)
-            prediction, _ = model(context, offsets, hidden)
+            own_hidden = draw_hidden_elements(len(rows), self.masking, self.settings.max_hidden_elements,
+                                              generator).to(dataset.device)
+            prediction, _ = model(context, offsets, hidden, target, own_hidden)
             teacher_prediction = None
             if teacher is not None:
                 with torch.no_grad():
-                    teacher_prediction, _ = teacher(context, offsets, hidden)
-            loss = distillation_loss(prediction, target, teacher_prediction, alpha)
+                    teacher_prediction, _ = teacher(context, offsets, hidden, target, own_hidden)
+            loss = distillation_loss(prediction, target, teacher_prediction, alpha, counted=own_hidden)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -265,19 +352,12 @@ class DistillationTrainer:
             count += len(rows)
         return total / max(count, 1)
 
-    @torch.no_grad()
     def _validation_loss(self, model, dataset, validation_rows) -> float:
-        """Unmasked reconstruction MSE of the held-out queries (the early-stopping criterion)."""
-        model.eval()
-        total, count = 0.0, 0
-        rows_all = validation_rows.to(dataset.device)
-        for start in range(0, len(rows_all), 1024):
-            rows = rows_all[start : start + 1024]
-            target, context, offsets, missing = dataset.batch(rows)
-            prediction, _ = model(context, offsets, missing)
-            total += float(torch.sum(torch.mean((prediction - target) ** 2, dim=1)))
-            count += len(rows)
-        return total / max(count, 1)
+        """MSE of the held-out queries' elements, each predicted while hidden, whole context visible
+        (exactly the scoring passes; the early-stopping criterion)."""
+        background, _ = predict_background(model, dataset, self.masking, rows=validation_rows)
+        target = dataset.values[validation_rows.to(dataset.device)].cpu().numpy()
+        return float(np.mean((background - target) ** 2)) if len(background) else 0.0
 
     def _split(
         self, n: int, rng: np.random.Generator, groups: np.ndarray | None = None

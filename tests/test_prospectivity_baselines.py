@@ -1,0 +1,162 @@
+"""Baselines against hand computations, and KDAL next to its evidence on a grid where the evidence is right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.prospectivity.baselines import (
+    WeightsOfEvidence,
+    background_cells,
+    binary_weights,
+    logistic_regression_map,
+    random_forest_map,
+)
+from core.prospectivity.kdal import DepositOracle, KDALConfig, fit_kdal_map
+from core.prospectivity.stack import near_cells
+from core.prospectivity.validation import (
+    blocked_folds,
+    capture_area_shares,
+    cross_validate,
+    pooled_success_curve,
+)
+
+# Ten cells; the pattern is the top four; deposits at cells 0, 1 (in the pattern) and 5 (outside).
+VALUES = np.array([10.0, 9, 8, 7, 0, 1, 2, 3, 4, 5])
+DEPOSITS = np.array([0, 1, 5])
+
+
+def test_binary_weights_match_a_hand_computation():
+    pattern = VALUES >= 7
+    is_deposit = np.isin(np.arange(10), DEPOSITS)
+    w_plus, w_minus, s_plus, s_minus = binary_weights(pattern, is_deposit)
+    # n(B&D) = 2, n(B&~D) = 2, n(~B&D) = 1, n(~B&~D) = 5; n(D) = 3, n(~D) = 7
+    assert w_plus == pytest.approx(np.log((2 / 3) / (2 / 7)))  # ln 7/3 = 0.847
+    assert w_minus == pytest.approx(np.log((1 / 3) / (5 / 7)))  # ln 7/15 = -0.762
+    assert s_plus == pytest.approx(np.sqrt(1 / 2 + 1 / 2))
+    assert s_minus == pytest.approx(np.sqrt(1 / 1 + 1 / 5))
+
+
+def test_weights_of_evidence_posterior_and_the_conditional_independence_check():
+    one = WeightsOfEvidence(area_shares=(0.4,)).fit(VALUES[:, None], DEPOSITS)
+    posterior = one.predict_proba(VALUES[:, None])
+    # One binary band: the posterior is the deposit density of each pattern class (2/4 and 1/6) ...
+    np.testing.assert_allclose(posterior[:4], 0.5)
+    np.testing.assert_allclose(posterior[4:], 1 / 6)
+    # ... so the predicted number of deposits is the observed one: nothing to reject.
+    check = one.independence_
+    assert check["predicted_deposits"] == pytest.approx(3.0)
+    assert check["ratio"] == pytest.approx(1.0) and check["independent"]
+    # s^2(T) per unique condition: (4 cells * 0.5)^2 * (1/3 + 1) + (6 cells * 1/6)^2 * (1/3 + 1/1 + 1/5)
+    assert check["sd"] == pytest.approx(np.sqrt(4 * (1 / 3 + 1) + 1 * (1 / 3 + 1.2)), abs=1e-3)
+    # The same band twice is the textbook violation: the weights count twice, T exceeds n.
+    twice = WeightsOfEvidence(area_shares=(0.4,)).fit(np.column_stack([VALUES, VALUES]), DEPOSITS)
+    expected = 4 * 0.7 + 6 * (1 / (1 + np.exp(-np.log(3 * 49 / (7 * 225)))))
+    assert twice.independence_["predicted_deposits"] == pytest.approx(expected, abs=1e-3)
+    assert twice.independence_["ratio"] < 1.0
+
+
+def test_multi_class_weights_of_evidence_rank_the_top_class_first():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=2000)
+    deposits = np.argsort(values)[-10:]  # the ten highest cells: all in the top 2 %
+    model = WeightsOfEvidence().fit(values[:, None], deposits)
+    weights = model.weights_[0]
+    # Top 2 % class: 10 of 10 deposits, 30 of the 1990 other cells -> W = ln((10/10) / (30/1990))
+    assert weights[0] == pytest.approx(np.log(1 / (30 / 1990)), abs=1e-6)
+    # No other class holds a deposit: counted as 0.5 (continuity), so the 2-5 % class (60 cells) gets
+    # ln((0.5/10) / (60/1990)) = 0.51 and the rest (1000 cells) ln((0.5/10) / (1000/1990)) = -2.31.
+    assert weights[1] == pytest.approx(np.log(0.05 / (60 / 1990)), abs=1e-6)
+    assert weights[-1] == pytest.approx(np.log(0.05 / (1000 / 1990)), abs=1e-6)
+    assert np.all(weights[1:] < weights[0])
+    score = model.decision_function(values[:, None])
+    assert np.all(score[deposits] == score.max())
+
+
+def _smooth_field(shape=(40, 40), seed=0) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(np.random.default_rng(seed).normal(size=shape), 3)
+
+
+def _planted_survey():
+    """A 40 x 40 grid whose evidence peaks at the deposits: one deposit on the top cell of each 10 x 10 block."""
+    field = _smooth_field()
+    rows, cols = np.divmod(np.arange(field.size), field.shape[1])
+    values = field.ravel()
+    deposits = []
+    for br in range(0, 40, 10):
+        for bc in range(0, 40, 10):
+            inside = np.flatnonzero((rows // 10 == br // 10) & (cols // 10 == bc // 10))
+            deposits.append(inside[np.argmax(values[inside])])
+    top = np.quantile(values, 0.9)
+    deposits = np.array([d for d in deposits if values[d] >= top])  # only those the evidence ranks high
+    return values, rows, cols, deposits
+
+
+def _kdal_shares_per_cycle(values, rows, cols, deposits, folds, config, cycles=2) -> np.ndarray:
+    """(cycles + 1, deposits) capture area shares of each held-out deposit on the map after each cycle."""
+    teacher = (values - values.min()) / (values.max() - values.min())
+    shares = np.full((cycles + 1, len(deposits)), np.nan)
+    for fold in range(folds.n_folds):
+        held_out = folds.fold_of_deposit == fold
+        # Features: the other bands (none here); the teacher is the evidence band itself.
+        result = fit_kdal_map(np.zeros((len(values), 0)), teacher, rows, cols, deposits[~held_out],
+                              closed=folds.closed_cells(fold), cycles=cycles, k=3, spacing=3, config=config)
+        for cycle, probability in enumerate(result.cycle_probabilities):
+            shares[cycle, held_out] = capture_area_shares(probability, deposits[held_out])
+    return shares
+
+
+def test_kdal_keeps_the_ranking_of_evidence_that_ranks_the_deposits_perfectly():
+    values, rows, cols, deposits = _planted_survey()
+    n = len(deposits)
+    assert n >= 4
+    folds = blocked_folds(rows, cols, deposits, n_folds=4, block_cells=10, seed=0)
+    evidence = pooled_success_curve(capture_area_shares(values, deposits), len(values))
+    assert evidence.top_area["10"] == pytest.approx(1.0)
+    shares = _kdal_shares_per_cycle(values, rows, cols, deposits, folds, KDALConfig(steps=60, device="cpu", seed=1))
+    for cycle, cycle_shares in enumerate(shares):  # cycle 0 (deposits only), then with the geologist's answers
+        curve = pooled_success_curve(cycle_shares, len(values))
+        for share in ("10", "20"):
+            assert curve.top_area[share] * n >= evidence.top_area[share] * n - 1, (cycle, share)
+
+
+def test_the_simulated_geologist_answers_yes_within_the_radius_only():
+    rows, cols = np.divmod(np.arange(100), 10)
+    oracle = DepositOracle(np.array([55]), rows, cols, radius=2)
+    answers = oracle(np.arange(100)).reshape(10, 10)
+    assert answers[3:8, 3:8].all() and answers.sum() == 25
+    assert oracle(np.array([0, 57, 77, 78])).tolist() == [0, 1, 1, 0]
+
+
+def test_blocked_folds_never_put_a_deposits_neighbourhood_in_training():
+    rows, cols = np.divmod(np.arange(400), 20)
+    # Deposits on block edges, where a 3 x 3 neighbourhood spills into the next block.
+    deposits = np.array([4 * 20 + 4, 5 * 20 + 15, 14 * 20 + 9, 15 * 20 + 15, 9 * 20 + 10])
+    folds = blocked_folds(rows, cols, deposits, n_folds=3, block_cells=5, seed=0, buffer_cells=1)
+    for fold in range(folds.n_folds):
+        held_out = deposits[folds.fold_of_deposit == fold]
+        neighbourhood = near_cells(rows, cols, held_out, 1)
+        assert folds.closed_cells(fold)[neighbourhood].all()
+    # Labels, queries and answers in training come from open cells only.
+    train_cells = []
+
+    def record(train, closed):
+        result = fit_kdal_map(rows[:, None].astype(float), np.linspace(0, 1, 400), rows, cols, train, closed=closed,
+                              cycles=1, k=4, spacing=2, config=KDALConfig(steps=5, device="cpu"))
+        train_cells.append((result.pool.cells, result.queries, closed))
+        return result.probability
+
+    cross_validate(record, deposits, folds)
+    for labelled, queries, closed in train_cells:
+        assert not closed[labelled].any() and not closed[queries].any()
+
+
+def test_presence_background_baselines_rank_the_planted_deposits_high():
+    values, rows, cols, deposits = _planted_survey()
+    background = background_cells(rows, cols, deposits, ratio=5, seed=0)
+    assert not near_cells(rows, cols, deposits, 1)[background].any() and len(background) == 5 * len(deposits)
+    for fit in (logistic_regression_map, random_forest_map):
+        score = fit(values[:, None], rows, cols, deposits)
+        assert np.mean(capture_area_shares(score, deposits) <= 0.2) >= 0.75, fit.__name__
