@@ -60,7 +60,7 @@ def fit_linear_head(head: nn.Linear, features: torch.Tensor, labels: torch.Tenso
         return loss
 
     optimiser.step(closure)
-    state = optimiser.state[optimiser._params[0]]
+    state = optimiser.state[weight]  # L-BFGS keeps its counters with the first parameter
     iterations = int(state.get("n_iter", 0))
     with torch.no_grad():
         final = float(loss_fn())
