@@ -46,8 +46,14 @@ def test_files_open_with_band_choice_and_grid_checks(raster_files, tmp_path):
     assert files.transform == TRANSFORM
     picked = RasterFiles.open(files.paths, bands=["E6_ppm", 2])
     assert picked.band_names == ["E6_ppm", "E2_ppm"]
-    first, block = next(picked.blocks())
+    blocks = list(picked.blocks())
+    block = blocks[0].values
     np.testing.assert_array_equal(block[0], raster.values[5, :block.shape[1]])
+    # Each block carries its own transform: its first cell's corner, however far down the grid it starts.
+    small = list(RasterFiles.open(files.paths, block_rows=20).blocks())
+    assert [b.window.row_off for b in small] == [0, 20, 40, 60]
+    for each in small:
+        assert each.transform == TRANSFORM * TRANSFORM.translation(0, each.window.row_off)
     shifted = write_stack(tmp_path / "shifted.tif", raster.values[:2], transform=TRANSFORM * TRANSFORM.translation(0, 2))
     with pytest.raises(NonMatchingRasterMetadataError, match="shifted.tif"):
         RasterFiles.open([files.paths[0], shifted])

@@ -196,7 +196,7 @@ def _commodity_readout(args, files: RasterFiles, deposits, staging: Path, progre
         raise InvalidInputError(f"no raster band is named after the commodity {commodity_key(args.commodity)} "
                                 f"(bands: {', '.join(files.band_names[:12])}); grid it with 'geoanomaly grid'")
     wanted = [i for i, el in enumerate(elements) if el in suite]
-    blocks = [block[wanted] for _, block in files.blocks()]
+    blocks = [block.values[wanted] for block in files.blocks()]
     bands = np.concatenate(blocks, axis=1).astype(np.float64)
     for b in range(len(bands)):
         # Concentrations (all positive) are compared on a log scale; preprocessed bands are used as they are.

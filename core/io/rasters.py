@@ -308,13 +308,16 @@ class RasterFiles:
         """Size of the chosen bands in memory as float32."""
         return self.bands * self.rows * self.cols * 4
 
-    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
-        """``(first_row, values)`` for successive blocks of rows; values (bands, n, cols) float32, NaN = nodata."""
+    def blocks(self) -> Iterator[RasterBlock]:
+        """:class:`RasterBlock` (window, values, transform) for successive blocks of full rows of the chosen bands.
+
+        values are (bands, rows_in_block, cols) float32, NaN where any mask says no data; the transform is the
+        block's own, so a block can be written or sampled alone.
+        """
         streams = [iter_windows(path, self.block_rows) for path in self.paths]
         for parts in zip(*streams):
-            window = parts[0].window
             values = np.concatenate([part.values for part in parts], axis=0) if len(parts) > 1 else parts[0].values
-            yield int(window.row_off), values[self.band_index]
+            yield RasterBlock(parts[0].window, values[self.band_index], parts[0].transform)
 
 
 def read_raster_stack(

@@ -33,7 +33,7 @@ for n, c in (("gswa_sed1_au", "Au"), ("gswa_rock_li", "Li")):
     args = argparse.Namespace(commodity=c, pathfinders_file=None, pathfinder_list=None, halo_cells=2.0,
                               deposits=str(DATA / n / "deposits.csv"), deposits_crs=None)
     dep = _read_deposits(args, files)
-    band = np.concatenate([b for _, b in files.blocks()], axis=1)
+    band = np.concatenate([b.values for b in files.blocks()], axis=1)
     ci = files.band_names.index(c)
     ref = cell_auc(band[ci], files.transform, dep, np.isfinite(band[ci])).auc
     out = {"commodity band": round(ref, 3)}

@@ -48,7 +48,7 @@ class _RowReader:
         if start < self.start:
             raise RuntimeError("rows are read in order only")
         while self.start + self.values.shape[1] < stop:
-            _, block = next(self.stream)
+            block = next(self.stream).values
             self.values = np.concatenate([self.values, block], axis=1)
         self.values = self.values[:, start - self.start:]
         self.start = start
@@ -61,7 +61,8 @@ def scan(files: RasterFiles, seed: int, max_cells: int = MAX_SAMPLE_CELLS) -> tu
     share = min(1.0, max_cells / max(files.rows * files.cols, 1))
     valid = np.zeros((files.rows, files.cols), dtype=bool)
     samples, positive = [], True
-    for first, values in files.blocks():
+    for block in files.blocks():
+        first, values = int(block.window.row_off), block.values
         block_valid = np.isfinite(values).all(axis=0)
         valid[first:first + values.shape[1]] = block_valid
         cells = values[:, block_valid].T
@@ -135,7 +136,8 @@ def cell_features(detector: GeoHganDetector, files: RasterFiles, valid: np.ndarr
     features = np.empty((int(wanted.sum()), files.bands))
     total = np.zeros(files.bands)
     count, filled = 0, 0
-    for first, values in files.blocks():
+    for block in files.blocks():
+        first, values = int(block.window.row_off), block.values
         rows = slice(first, first + values.shape[1])
         normalised, block_valid = detector.normalise_rows(values, valid[rows])
         total += normalised[:, block_valid].sum(axis=1, dtype=np.float64)
@@ -146,3 +148,4 @@ def cell_features(detector: GeoHganDetector, files: RasterFiles, valid: np.ndarr
         filled += n
     mean = total / count if count else np.full(files.bands, math.nan)
     return features, mean
+
