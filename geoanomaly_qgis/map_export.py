@@ -57,9 +57,12 @@ PROSPECTIVITY_STOPS = [
     (0.75, QColor(217, 72, 1), "0.75"),
     (1.0, QColor(127, 39, 4), "1 (prospective)"),
 ]
-# Parameters of the run worth printing on the map, in this order.
-PRINTED_PARAMETERS = ["evidence", "cycles", "k", "soft_loss", "temperature", "hidden", "normalise",
-                      "classes", "class_shares", "folds", "seed"]
+# Parameters of the run worth printing on the map, in this order, in the words a map reader knows. The model's
+# own settings (soft loss, temperature, hidden units, normalisation) stay in run.json.
+PRINTED_PARAMETERS = {"evidence": "evidence", "cycles": "labelling cycles", "k": "places proposed per cycle",
+                      "classes": "classes from", "class_shares": "class area shares", "folds": "validation folds",
+                      "seed": "seed"}
+CLASS_METHODS = {"pa": "the prediction-area crossing", "area": "area shares"}
 
 
 @dataclass
@@ -79,12 +82,14 @@ def run_parameters_text(run_json: str | Path | None) -> str:
         return "Run parameters: run.json unreadable"
     params = record.get("parameters", {})
     parts = []
-    for key in PRINTED_PARAMETERS:
+    for key, label in PRINTED_PARAMETERS.items():
         if key in params and params[key] not in (None, "", []):
             value = params[key]
             if key == "evidence":
                 value = ", ".join(Path(v).name for v in value)
-            parts.append(f"{key.replace('_', ' ')}: {value}")
+            elif key == "classes":
+                value = CLASS_METHODS.get(value, value)
+            parts.append(f"{label}: {value}")
     lines = ["Run: geoanomaly " + str(record.get("command", "prospectivity"))
              + (f", cycle {record['cycle']}" if "cycle" in record else "")
              + (f", {record['started']}" if "started" in record else "")]

@@ -147,3 +147,17 @@ def test_deposits_fall_back_to_the_ones_the_run_kept(loaded_runs, tmp_path):
     assert outcome.status == EXPORTED and outcome.pdf.stat().st_size > 10_000
     text = subprocess.run(["pdftotext", str(outcome.pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "Known deposits" in text
+
+
+def test_printed_run_notes_are_in_plain_words(qgis_app, tmp_path):  # noqa: F811
+    from geoanomaly_qgis.map_export import run_parameters_text
+
+    record = {"command": "prospectivity", "cycle": 2, "parameters": {
+        "evidence": ["/runs/a/anomaly_score.tif"], "cycles": 1, "k": 5, "soft_loss": "kl", "temperature": 2.0,
+        "hidden": 32, "normalise": "robust", "classes": "area", "class_shares": "5,15,30", "folds": 5, "seed": 0}}
+    (tmp_path / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    text = run_parameters_text(tmp_path / "run.json")
+    assert "evidence: anomaly_score.tif" in text and "places proposed per cycle: 5" in text
+    assert "classes from: area shares" in text
+    for technical in ("soft loss", "temperature", "hidden", "normalise", "kl"):
+        assert technical not in text, technical
