@@ -112,7 +112,7 @@ def test_one_click_writes_the_runs_pdf_and_png_map(loaded_runs):
     text = subprocess.run(["pdftotext", "-layout", str(outcome.pdf), "-"], capture_output=True, text=True,
                           check=True).stdout
     for words in ("Mineral prospectivity", "Known deposits", "Prospectivity (0-1)", "CRS: EPSG:32750",
-                  "Run: geoanomaly prospectivity, cycle 1", "k: 3"):
+                  "Run: geoanomaly prospectivity, cycle 1", "places proposed per cycle: 3"):
         assert words in text, words
     page = second / "page"
     subprocess.run(["pdftoppm", "-png", "-r", "30", "-singlefile", str(outcome.pdf), str(page)], check=True)

@@ -116,7 +116,7 @@ def test_the_exported_map_pdf_and_png_render_with_the_layout_items(first_cycle, 
                                                        "parameters"}
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     for words in ("Synthetic prospectivity", "Legend", "Known deposits", "Prospectivity (0-1)",
-                  "CRS: EPSG:32750", "km", "Run: geoanomaly prospectivity, cycle 1", "k: 3"):
+                  "CRS: EPSG:32750", "km", "Run: geoanomaly prospectivity, cycle 1", "places proposed per cycle: 3"):
         assert words in text, words
     assert "Band 1" not in text  # the legend shows the ramp, not the band name
     subprocess.run(["pdftoppm", "-png", "-r", "40", "-singlefile", str(pdf), str(tmp_path / "page")], check=True)
