@@ -582,3 +582,21 @@ def test_the_run_log_uses_plain_words(detect_run):
     log = "\n".join(detect_run["feedback"].infos)
     found = [word for word in JARGON if word.lower() in log.lower()]
     assert not found, (found, log[-3000:])
+
+
+def test_samples_and_deposits_are_prefilled_with_the_layers_they_look_like(qgis_app):
+    from qgis.core import QgsApplication, QgsProject, QgsVectorLayer
+
+    project = QgsProject.instance()
+    added = [QgsVectorLayer("Point?crs=EPSG:4283", name, "memory")
+             for name in ("Known deposits", "Scored samples (pca)", "stream sediments")]
+    project.addMapLayers(added)
+    try:
+        algorithm = QgsApplication.processingRegistry().createAlgorithmById("geoanomaly:samples_to_anomalies")
+        # Other tests' sample layers may come first; never the deposits nor a run's output.
+        samples = algorithm.parameterDefinition("SAMPLES").defaultValue()
+        assert samples is not None and samples not in (added[0].id(), added[1].id())
+        cycle = QgsApplication.processingRegistry().createAlgorithmById("geoanomaly:prospectivity_active_learning")
+        assert cycle.parameterDefinition("DEPOSITS").defaultValue() == added[0].id()
+    finally:
+        project.removeMapLayers([layer.id() for layer in added])

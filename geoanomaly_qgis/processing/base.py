@@ -340,7 +340,8 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
                                elements_help: str = "Element fields (none chosen: every numeric field "
                                                     "ending in _ppm, _ppb or _pct)") -> None:
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.SAMPLES, self.tr("Samples (point layer)"), [QgsProcessing.TypeVectorPoint]))
+            self.SAMPLES, self.tr("Samples (point layer)"), [QgsProcessing.TypeVectorPoint],
+            likely_samples_layer()))
         if elements:
             self.addParameter(QgsProcessingParameterField(
                 self.ELEMENTS, self.tr(elements_help), None, self.SAMPLES,
@@ -517,18 +518,35 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
 COMMODITIES = ["Au", "Cu", "Ni", "W", "Li", "Pb-Zn"]
 COMMODITY_BLIND = "None (commodity-blind: any unusual chemistry)"
 PROJECT_SCOPE = "GeoAnomaly"
+DEPOSIT_WORDS = ("deposit", "mine", "occurrence", "prospect", "showing")
+RUN_OUTPUT_WORDS = ("scored", "places to check")  # point layers a run adds: never a run's input by default
+
+
 def likely_deposits_layer() -> str | None:
     """The id of the project's point layer that looks like deposits (not the scored samples), as a default.
 
     Processing would otherwise pre-fill a required point input with the first point layer - often a run's
     "Scored samples".
     """
+    return _first_point_layer(lambda name: any(word in name for word in DEPOSIT_WORDS))
+
+
+def likely_samples_layer() -> str | None:
+    """The id of the project's first point layer that looks like neither deposits nor a run's output.
+
+    Processing would otherwise pre-fill the samples with whichever point layer comes first - after a run,
+    often the run's "Known deposits".
+    """
+    return _first_point_layer(lambda name: not any(word in name for word in DEPOSIT_WORDS))
+
+
+def _first_point_layer(wanted) -> str | None:
     from qgis.core import QgsProject, QgsVectorLayer, QgsWkbTypes
 
-    words = ("deposit", "mine", "occurrence", "prospect", "showing")
     for layer in QgsProject.instance().mapLayers().values():
+        name = layer.name().lower()
         if isinstance(layer, QgsVectorLayer) and layer.geometryType() == QgsWkbTypes.PointGeometry and \
-                any(word in layer.name().lower() for word in words) and "scored" not in layer.name().lower():
+                wanted(name) and not any(word in name for word in RUN_OUTPUT_WORDS):
             return layer.id()
     return None
 
