@@ -54,15 +54,15 @@ class CrossAttentionBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, query: torch.Tensor, memory: torch.Tensor, hidden: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, query: torch.Tensor, memory: torch.Tensor, hidden: torch.Tensor, need_weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         attended, weights = self.attention(
             self.norm_query(query), memory, memory, key_padding_mask=hidden,
-            need_weights=True, average_attn_weights=True,
+            need_weights=need_weights, average_attn_weights=True,
         )
         query = query + self.dropout(attended)
         query = query + self.dropout(self.feedforward(self.norm_feedforward(query)))
-        return query, weights  # weights: (B, 1, K), averaged over heads
+        return query, weights  # weights: (B, 1, K), averaged over heads; None without need_weights
 
 
 class ContextReconstructor(nn.Module):
@@ -99,8 +99,8 @@ class ContextReconstructor(nn.Module):
 
     def forward(
         self, context_values: torch.Tensor, context_offsets: torch.Tensor, hidden: torch.Tensor,
-        own_values: torch.Tensor, own_hidden: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        own_values: torch.Tensor, own_hidden: torch.Tensor, need_attention: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return (prediction of every element (B, p), attention of the query over the context (B, K)).
 
         ``context_values`` (B, K, p), ``context_offsets`` (B, K, 3), ``hidden``
@@ -108,10 +108,25 @@ class ContextReconstructor(nn.Module):
         needs at least one visible token. ``own_values`` (B, p) are the query's
         own elements and ``own_hidden`` (B, p) bool marks those it must not
         see; only the predictions of hidden elements mean anything (the
-        others could be copied).
+        others could be copied). Training passes ``need_attention=False`` (no attention returned).
         """
+        memory = self.encode_context(context_values, context_offsets, hidden)
+        return self.read_context(memory, context_offsets, hidden, own_values, own_hidden, need_attention)
+
+    def encode_context(
+        self, context_values: torch.Tensor, context_offsets: torch.Tensor, hidden: torch.Tensor
+    ) -> torch.Tensor:
+        """The context tokens after the encoder (B, K, d). They do not depend on which of the query's own
+        elements are hidden, so scoring encodes a context once and reads it in every pass."""
         tokens = self.element_projection(context_values) + self.offset_encoding(context_offsets)
-        memory = self.encoder_norm(self.encoder(tokens, src_key_padding_mask=hidden))
+        return self.encoder_norm(self.encoder(tokens, src_key_padding_mask=hidden))
+
+    def read_context(
+        self, memory: torch.Tensor, context_offsets: torch.Tensor, hidden: torch.Tensor,
+        own_values: torch.Tensor, own_hidden: torch.Tensor, need_attention: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The query's prediction from an encoded context (see :meth:`forward`); the attention is None
+        with ``need_attention=False`` (training), which lets torch take its fused attention path."""
         # The query sits at offset (0, 0) from itself and shows only its visible elements.
         origin = context_offsets.new_zeros(1, context_offsets.shape[-1])
         visible = (~own_hidden).to(own_values.dtype)
@@ -119,8 +134,8 @@ class ContextReconstructor(nn.Module):
         query = (self.query_embedding + self.offset_encoding(origin) + own).unsqueeze(1)
         weights = []
         for block in self.decoder:
-            query, block_weights = block(query, memory, hidden)
+            query, block_weights = block(query, memory, hidden, need_attention)
             weights.append(block_weights)
         reconstruction = self.output_projection(self.output_norm(query)).squeeze(1)
-        attention = torch.stack(weights).mean(dim=0).squeeze(1)
+        attention = torch.stack(weights).mean(dim=0).squeeze(1) if need_attention else None
         return reconstruction, attention
