@@ -67,6 +67,7 @@ class GenerationRecord:
     best_validation_loss: float = float("inf")
     epochs_run: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # process CPU time (all threads) of this generation's training and validation
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -293,7 +294,7 @@ class DistillationTrainer:
         record = GenerationRecord(generation=generation, alpha=alpha, member=self.member, mask_seed=mask_seed)
         best_state = copy.deepcopy(_cpu_state(model))
         stale = 0
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         for epoch in range(s.epochs):
             train_loss = self._train_epoch(model, teacher, alpha, optimiser, dataset, train_rows, generator)
             validation_loss = self._validation_loss(model, dataset, validation_rows)
@@ -320,6 +321,7 @@ class DistillationTrainer:
             f"{record.best_validation_loss:.4f} at epoch {record.best_epoch}",
         )
         record.seconds = round(time.perf_counter() - started, 3)
+        record.cpu_seconds = round(time.process_time() - started_cpu, 3)
         model.load_state_dict(best_state)
         self.generation_states_.append(best_state)
         return record
