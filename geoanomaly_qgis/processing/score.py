@@ -8,9 +8,11 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterFile,
+    QgsProject,
 )
 
 from .base import EngineAlgorithm, read_json
+from .results import newest_run_output
 
 MODEL_COMMODITY = "As the model was trained (its own commodity, or none)"
 
@@ -41,9 +43,11 @@ class ScoreNewSamples(EngineAlgorithm):
             help_text="The commodity whose enrichment and halos the scores read; the first choice keeps the one "
                       "the model was trained for.")
         self.add_samples_parameters(elements=False)
+        # Pre-filled with the model of the project's newest Samples → anomalies run.
+        newest = newest_run_output(QgsProject.instance(), "detect", "model")
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("Model folder (the 'model' folder of a Samples → anomalies run)"),
-            QgsProcessingParameterFile.Folder))
+            QgsProcessingParameterFile.Folder, defaultValue=str(newest) if newest else None))
         self.add_output_folder()
         self.addOutput(QgsProcessingOutputVectorLayer(self.SCORES, self.tr("Scored samples")))
 
