@@ -61,7 +61,7 @@ def make_evidence(survey: str, commodity: str) -> tuple[Path, Path]:
     """The commodity-aware evidence band and the pathfinder grids, on one grid."""
     grid_dir = WORK / f"{survey}_grid"
     code = geoanomaly(["grid", "--samples", str(DATA / survey / "samples.csv"), "--pathfinders", commodity,
-                       "--out", str(grid_dir), "--progress", "none"])
+                       "--spacing", "area", "--out", str(grid_dir), "--overwrite", "--progress", "none"])
     if code:
         raise SystemExit(f"grid failed ({code})")
     grids = read_raster_stack([grid_dir / "grid.tif"])
@@ -79,7 +79,8 @@ def figures(curve) -> dict:
 
 
 def evaluate(paths: list[Path], deposits: Path, seed: int, args) -> dict:
-    settings = CycleSettings(cycles=args.cycles, k=args.k, kdal=KDALConfig(seed=seed, device=args.device))
+    settings = CycleSettings(cycles=args.cycles, k=args.k, hidden_deposits=args.hide,
+                             kdal=KDALConfig(seed=seed, device=args.device))
     inputs = read_inputs(paths, deposits, settings)
     stack, cells, teacher = inputs.stack, inputs.deposit_cells, inputs.teacher
     rows, cols = stack.cell_rows, stack.cell_cols
@@ -88,24 +89,32 @@ def evaluate(paths: list[Path], deposits: Path, seed: int, args) -> dict:
            "deposits_per_fold": np.bincount(folds.fold_of_deposit).tolist(), "block_cells": folds.block_cells}
     out["evidence alone"] = figures(pooled_success_curve(capture_area_shares(teacher, cells), stack.n_cells))
     features = stack.features()
+    # Every band alone (the evidence need not be the best one): the best by deposits in the top 10 %, then 20 %.
+    bands = {name: figures(pooled_success_curve(capture_area_shares(features[:, i], cells), stack.n_cells))
+             for i, name in enumerate(stack.band_names)}
+    best = max(bands, key=lambda b: (bands[b]["top10"], bands[b]["top20"]))
+    out["best band alone"] = {**bands[best], "band": best}
     for name, fit in BASELINES.items():
         cv = cross_validate(lambda train, closed, fit=fit: fit(features, rows, cols, train, closed, seed=seed),
                             cells, folds)
         out[name] = figures(cv.curve)
     shares = np.full((args.cycles + 1, len(cells)), np.nan)
     labelled = np.zeros((folds.n_folds, args.cycles + 1))
-    found = np.zeros((folds.n_folds, args.cycles + 1))
+    yes = np.zeros((folds.n_folds, args.cycles + 1))
+    no = np.zeros((folds.n_folds, args.cycles + 1))
     for fold in range(folds.n_folds):
         held_out = folds.fold_of_deposit == fold
         result = fit_map(inputs, settings, cells[~held_out], folds.closed_cells(fold))
         for cycle, probability in enumerate(result.cycle_probabilities):
             shares[cycle, held_out] = capture_area_shares(probability, cells[held_out])
         labelled[fold] = [h["labelled"] for h in result.history]
-        found[fold] = [h.get("queries_found_positive", 0) for h in result.history]
+        yes[fold] = [h.get("answers_yes", 0) for h in result.history]
+        no[fold] = [h.get("answers_no", 0) for h in result.history]
     for cycle in range(args.cycles + 1):
+        # Answers given before this cycle's map, summed over the folds.
         out[f"KDAL cycle {cycle}"] = {**figures(pooled_success_curve(shares[cycle], stack.n_cells)),
                                       "labels_per_fold": round(float(labelled[:, cycle].mean()), 1),
-                                      "yes_answers_so_far": int(found[:, :cycle].sum())}
+                                      "yes_so_far": int(yes[:, :cycle].sum()), "no_so_far": int(no[:, :cycle].sum())}
     print(f"  seed {seed} {'+'.join(stack.band_names[:2])}{'...' if len(paths) > 1 else ''}: "
           + "; ".join(f"{k} {v['top10']:.2f}/{v['top20']:.2f}" for k, v in out.items() if isinstance(v, dict)),
           flush=True)
@@ -130,7 +139,7 @@ def mean_over_seeds(per_seed: dict) -> dict:
     names = [k for k, v in first.items() if isinstance(v, dict)]
     return {name: {m: round(float(np.mean([r[name][m] for r in per_seed.values()])), 4)
                    for m in first[name] if m in ("top5", "top10", "top20", "auc", "labels_per_fold",
-                                                 "yes_answers_so_far")} for name in names}
+                                                 "yes_so_far", "no_so_far")} for name in names}
 
 
 def main() -> dict:
@@ -139,6 +148,8 @@ def main() -> dict:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--hide", type=float, default=0.5,
+                        help="share of each fold's training deposits hidden from the labels, known to the geologist")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--surveys", default=",".join(SURVEYS))
     args = parser.parse_args()
