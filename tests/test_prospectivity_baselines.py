@@ -217,3 +217,19 @@ def test_presence_background_baselines_rank_the_planted_deposits_high():
     for fit in (logistic_regression_map, random_forest_map):
         score = fit(values[:, None], rows, cols, deposits)
         assert np.mean(capture_area_shares(score, deposits) <= 0.2) >= 0.75, fit.__name__
+
+
+def test_the_best_band_teacher_is_chosen_on_the_deposits_it_is_given():
+    from affine import Affine
+
+    from core.io.rasters import RasterStack
+    from core.prospectivity.cycle import teacher_scores
+    from core.prospectivity.stack import EvidenceStack
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 100))
+    north, south = np.argsort(a)[-4:], np.argsort(b)[-4:]  # deposits each band ranks at its top
+    values = np.stack([a, b]).reshape(2, 10, 10).astype(np.float32)
+    stack = EvidenceStack(RasterStack(values, Affine.identity(), None, ["a", "b"], np.ones((10, 10), bool), ["x"]))
+    assert teacher_scores(stack, "best", "robust", north)[1] == ["a"]
+    assert teacher_scores(stack, "best", "robust", south)[1] == ["b"]
