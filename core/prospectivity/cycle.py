@@ -67,9 +67,9 @@ from core.prospectivity.validation import (
 EVIDENCE_ALONE = "evidence alone (teacher)"
 UNLABELLED_GROUND = (
     "Unlabelled ground is assumed to be as prospective as the evidence (teacher) says: the soft loss holds "
-    "every unlabelled cell at the teacher's value, and the residual student departs from it only where labels "
-    "disagree. Deposits alone are positives only; the geologist's 0 answers (queries labelled 0) are the "
-    "negatives."
+    "every unlabelled cell at the teacher's value, and the residual student departs from it only where the "
+    "other bands tell positives (deposits, yes answers) apart. A 0 answer is not learnt as a rule: it sets the "
+    "map to 0 on the ground it covers (--oracle-radius cells around it) and moves nothing else."
 )
 
 

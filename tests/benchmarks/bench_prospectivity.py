@@ -143,7 +143,7 @@ def evaluate(paths: list[Path], deposits: Path, seed: int, args) -> dict:
                                       "labels_per_fold": round(float(labelled[:, cycle].mean()), 1),
                                       "yes_so_far": int(yes[:, :cycle].sum()), "no_so_far": int(no[:, :cycle].sum())}
     print(f"  seed {seed} {'+'.join(stack.band_names[:2])}{'...' if len(paths) > 1 else ''}: "
-          + "; ".join(f"{k} {v['top10']:.2f}/{v['top20']:.2f}" for k, v in out.items() if "top10" in v),
+          + "; ".join(f"{k} {v['top10']:.2f}/{v['top20']:.2f}" for k, v in out.items() if isinstance(v, dict) and "top10" in v),
           flush=True)
     return out
 
@@ -180,9 +180,13 @@ def main() -> dict:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--surveys", default=",".join(SURVEYS))
     parser.add_argument("--teacher", default="1", help="prospectivity --teacher (default 1: the commodity index)")
+    parser.add_argument("--name", default="prospectivity",
+                        help="bench_output/NAME.json, grids in bench_output/NAME_work (two runs side by side)")
     parser.add_argument("--no-detect-runs", action="store_true",
                         help="skip sed1's old (transformer) vs new (commodity-aware) detect-run evidence")
     args = parser.parse_args()
+    global WORK
+    WORK = OUT / f"{args.name}_work"
     import torch
 
     torch.set_num_threads(1)
@@ -224,7 +228,7 @@ def main() -> dict:
            "results": results, "seconds": round(time.perf_counter() - t0, 1),
            "note": "torch 1 thread; wall times on a shared 2-core machine are inflated"}
     OUT.mkdir(exist_ok=True)
-    (OUT / "prospectivity.json").write_text(json.dumps(out, indent=2) + "\n")
+    (OUT / f"{args.name}.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"\n{'survey / evidence / map':62} {'top 5':>6} {'top 10':>7} {'top 20':>7} {'AUC':>6}  yes/no so far")
     for label, res in results.items():
         if "mean_over_seeds" not in res:
@@ -234,7 +238,7 @@ def main() -> dict:
             answers = f" {f['yes_so_far']:.1f}/{f['no_so_far']:.1f}" if "yes_so_far" in f else ""
             print(f"{label + ' / ' + name:62} {f['top5'] * 100:5.0f}% {f['top10'] * 100:6.0f}% "
                   f"{f['top20'] * 100:6.0f}% {f['auc']:6.3f}{answers}")
-    print(f"{out['seconds']} s; bench_output/prospectivity.json")
+    print(f"{out['seconds']} s; bench_output/{args.name}.json")
     return out
 
 
