@@ -142,7 +142,7 @@ class TransformerDetector(Detector):
         from core.device import describe_device, resolve_device
 
         device = resolve_device(self.device)
-        with cpu_threads(device, self.threads):
+        with cpu_threads(device, self.threads, blas=True):
             self._fit_on(samples, progress, device, describe_device(device))
 
     def _fit_on(self, samples: PreparedSamples, progress: Progress, device, device_line: str) -> None:
@@ -309,7 +309,7 @@ class TransformerDetector(Detector):
         from core.device import resolve_device
 
         device = resolve_device(self.device)
-        with cpu_threads(device, self.threads):
+        with cpu_threads(device, self.threads, blas=True):
             out = self._readouts_on(samples, device)
         self._cache = (key, out)
         return out
