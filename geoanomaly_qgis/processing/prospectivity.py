@@ -50,7 +50,7 @@ class ProspectivityActiveLearning(EngineAlgorithm):
         "the first evidence raster's anomaly scores teach a small classifier, the known deposits and your "
         "labels correct it, and it proposes the <b>K places it is least sure about</b> for you to check.<br><br>"
         "<b>Evidence rasters</b>: on one grid (same CRS, cell size and extent); the first is the anomaly map. "
-        "A commodity anomaly map from <i>Detect anomalies</i> is offered first; a run's map is gridded again "
+        "A commodity anomaly map from <i>Samples → anomalies</i> is offered first; a run's map is gridded again "
         "from its samples, so that the ground between sample clusters stays on the map.<br>"
         "<b>Labels</b>: after a cycle, the query points appear as a layer with an empty <i>label</i> field. "
         "Enter 1 (prospective) or 0 (background) for the places you checked, save the edits, and choose that "
