@@ -525,7 +525,12 @@ def test_algorithm_runs_inside_a_model(samples_layer, tmp_path, qgis_app):
 def test_saved_model_scores_new_samples_like_the_training_run(detect_run, samples_layer, tmp_path, qgis_app):
     """A selection of the same survey scored with the saved model gets the scores of the training run."""
     import processing
-    from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeatureSourceDefinition, QgsProject
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingException,
+        QgsProcessingFeatureSourceDefinition,
+        QgsProject,
+    )
 
     model = detect_run["out"] / "model"
     # The dialog opens with the model of the run the geologist just made (the newest detect run group).

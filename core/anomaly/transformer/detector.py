@@ -12,6 +12,12 @@ deposit away. Each sample's background is therefore predicted from
 - a **regional context**: the ``neighbours`` samples beyond a ``guard`` of the nearest ones, so a halo a few
   samples wide is kept out of its own background.
 
+Issue 11 part Q, so that neither survey's deposits are explained away: the constituents of the commodity's
+ore minerals (``hide_ore_minerals``: a pegmatite's Al, K, Na, P, Mn rise with its spodumene and lepidolite)
+are hidden with the suite; a context sample hides what the sample hides (``suite_in_context`` off: the
+neighbours' suite assays are the halo itself); each student leaves values the teacher holds to be enriched out
+of its data term (``enriched_sd``); and a value never assayed is no evidence in the commodity readout.
+
 Training is by self-distillation over ``generations`` (teacher, then students), ``ensemble`` models averaged.
 
 An *ensemble* of ``ensemble`` such models (default 3), trained from seeds
