@@ -79,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--properties", help="CSV of per-specimen properties (file, hardness, luster, streak); "
                                            "default DATA/properties.csv when present")
     train.add_argument("--image-size", type=int, default=224, help="crop in pixels (default 224)")
-    add_batch_size_argument(train, None, help="photos per step (default 128 longtail/baseline, 64 multimodal)")
+    add_batch_size_argument(train, None, help="photos per step (default 128 full schedule, 64 multimodal; quick: "
+                                                "photos per feature pass, default 8)")
     train.add_argument("--fea-epochs", type=int, default=60, help="FEA epochs (default 60; baseline trains FEA+CFL epochs)")
     train.add_argument("--cfl-epochs", type=int, default=40, help="CFL epochs (default 40)")
     train.add_argument("--crt-epochs", type=int, default=10, help="cRT epochs (default 10)")
@@ -255,7 +256,7 @@ def _train_longtail(args, collection, device, progress, record, checkpoints: Pat
         from core.minerals.quick import QuickConfig, QuickTrainer
 
         config = QuickConfig(method=args.model, arch=args.backbone, weights=args.weights, image_size=args.image_size,
-                             views=args.views, batch_size=args.batch_size or 32, seed=args.seed,
+                             views=args.views, batch_size=args.batch_size or QuickConfig.batch_size, seed=args.seed,
                              num_workers=args.workers)
         record["config"] = {"schedule": "quick", **asdict(config)}
         trainer = QuickTrainer(config, device, progress)

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.minerals import DEFAULT_BACKBONE
+from core.minerals import DEFAULT_BACKBONE, INFERENCE_BATCH
 from core.minerals.datasets import PhotoCollection, PhotoDataset, collection_fingerprint
 from core.minerals.heads import fit_linear_head
 from core.minerals.losses import CenterLoss, log_class_prior, logit_adjusted_cross_entropy
@@ -388,7 +388,7 @@ def centre_step(centre: CenterLoss, centre_optimiser: torch.optim.Optimizer, wei
 
 
 def evaluate_classifier(model: PhotoClassifier, collection: PhotoCollection, split: str, image_size: int,
-                        tail: list[int], device, batch_size: int = 64, num_workers: int = 0) -> dict:
+                        tail: list[int], device, batch_size: int = INFERENCE_BATCH, num_workers: int = 0) -> dict:
     """Class-wise metrics of ``model`` on one split of ``collection`` (raw logits, centre crop)."""
     index = collection.indices(split)
     dataset = PhotoDataset(collection, index, image_size, train=False, mean=model.backbone.mean,

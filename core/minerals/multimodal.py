@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.minerals import DEFAULT_BACKBONE
+from core.minerals import DEFAULT_BACKBONE, INFERENCE_BATCH
 from core.minerals.datasets import PhotoCollection, PhotoDataset
 from core.minerals.heads import fit_linear_head, out_of_fold_temperature
 from core.minerals.losses import log_class_prior
@@ -108,7 +108,7 @@ class MultimodalTrainer:
 
         self.progress.stage("photo-start", "Photo expert: classifier on the frozen features", weight=0.1)
         features = training_views(model.image_branch, collection, train_idx, cfg.image_size, cfg.views,
-                                  cfg.batch_size, self.device, cfg.seed, cfg.num_workers).to(self.device)
+                                  INFERENCE_BATCH, self.device, cfg.seed, cfg.num_workers).to(self.device)
         views = max(1, cfg.views)
         labels = torch.as_tensor(np.tile(labels_train, views), device=self.device)
         objective = "adjusted" if uniform else "balanced"
@@ -177,7 +177,7 @@ class MultimodalTrainer:
         """mAcc on the validation photos: the photo expert alone, or with the recorded properties."""
         images, labels, properties = val
         model.eval()
-        features = torch.cat([model.image_branch(x) for x in images.split(self.config.batch_size)])
+        features = torch.cat([model.image_branch(x) for x in images.split(INFERENCE_BATCH)])
         given = properties if with_properties else torch.full_like(properties, -1.0)
         predicted = model.fuse(features, given.to(self.device))["logits"].argmax(1).cpu().numpy()
         return mean_class_accuracy(labels, predicted, model.image_head.out_features)
@@ -201,7 +201,7 @@ def property_subsets() -> list[tuple[str, ...]]:
 
 @torch.no_grad()
 def robustness_table(model: MultimodalIdentifier, collection: PhotoCollection, split: str, image_size: int,
-                     device, error_rates=ERROR_RATES, batch_size: int = 64, seed: int = 0) -> list[dict]:
+                     device, error_rates=ERROR_RATES, batch_size: int = INFERENCE_BATCH, seed: int = 0) -> list[dict]:
     """Accuracy for every subset of available properties and every error rate.
 
     Properties outside the subset are removed; of those left, a share

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.minerals import DEFAULT_BACKBONE
+from core.minerals import DEFAULT_BACKBONE, INFERENCE_BATCH
 from core.minerals.datasets import PhotoCollection, PhotoDataset
 from core.minerals.heads import fit_linear_head
 from core.minerals.losses import log_class_prior
@@ -42,7 +42,7 @@ class QuickConfig:
     weights: str | None = None
     image_size: int = 224
     views: int = 4  # cached feature vectors per training photo: centre crop + 3 augmented crops
-    batch_size: int = 32
+    batch_size: int = INFERENCE_BATCH  # only features are computed: no training batch to fill
     tau: float = 1.0
     weight_decay: float = 5e-4
     seed: int = 0
