@@ -47,7 +47,7 @@ def test_a_gridded_halo_of_suite_enrichment_ranks_top_not_a_depletion_or_a_spike
     with rasterio.open(out / "suite_enrichment.tif") as src:
         readout = src.read(1)
     record = json.loads((out / "run.json").read_text())
-    assert "residuals" in record["commodity"]["reads"]
+    assert "residuals" in record["commodity"]["model"]["reads"]
     assert set(record["commodity"]["suite"]) == {"Au", "As", "Sb"}
 
     # Measured over seeds 0-2: halo 1.51-1.59 against a 98th percentile of 1.22-1.39; depletion 0.22-0.25

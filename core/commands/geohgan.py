@@ -22,8 +22,13 @@ Outputs (written whole or not at all):
   valid cells, then :func:`core.anomaly.readouts.gridded_suite_enrichment`
   (one-sided, capped, suite-weighted, Gaussian neighbourhood mean: a halo of
   enriched cells keeps its level, a single-cell spike is diluted, depletion
-  counts nothing). Its cell AUC is in run.json when deposits are given.
-  Without ``--commodity`` the log says the maps are commodity-blind.
+  counts nothing). Beside it ``suite_halo.tif``, the same readout of the suite
+  bands themselves (logged, robust-standardised; no model), the map a
+  geologist makes by hand: on a survey that covers only a mineralised field
+  the model learns the field as background and the model-free map is the
+  better one. Their cell AUCs are in run.json (``commodity.model``,
+  ``commodity.model_free``) when deposits are given. Without ``--commodity``
+  the log says the maps are commodity-blind.
 
 Metric: without deposits, ``anomaly_score`` (reconstruction error plus
 critic-feature distance, f-AnoGAN's recommended score, and the published
@@ -181,7 +186,8 @@ def run(args: argparse.Namespace, progress) -> int:
         record.write(staging / "run.json")
 
     out = Path(args.out).resolve()
-    outputs = {**({"suite_enrichment": str(out / "suite_enrichment.tif")} if args.commodity else {}),
+    outputs = {**({"suite_enrichment": str(out / "suite_enrichment.tif"), "suite_halo": str(out / "suite_halo.tif")}
+                  if args.commodity else {}),
                "scores": str(out / SCORES_FILE), **{name: str(out / f"{name}.tif") for name in SCORE_NAMES},
                "anomaly_cells": str(out / CELLS_FILE), "run": str(out / "run.json"), "model": str(out / "model")}
     progress.result(outputs=outputs, metrics=choice, out=str(out))
@@ -205,32 +211,52 @@ def _suite_bands(args, files: RasterFiles, progress) -> dict[int, tuple[str, flo
 
 def _commodity_readout(args, detector: GeoHganDetector, files: RasterFiles, suite_bands, deposits, staging: Path,
                        progress) -> dict | None:
-    """``suite_enrichment.tif``: the gridded halo readout of Geo-Hgan's residuals of the suite bands."""
+    """``suite_enrichment.tif`` (the halo readout of Geo-Hgan's residuals of the suite bands) and, as the
+    model-free map beside it, ``suite_halo.tif`` (the same readout of the suite bands themselves)."""
     if suite_bands is None:
         return None
     wanted = list(suite_bands)
-    residuals = residual_files(detector, files, wanted, args.window_rows).astype(np.float64)
-    for band in residuals:
-        # On the scale of this raster's residuals: 1 = a robust standard deviation of that band's misfit.
-        finite = np.isfinite(band)
-        band[finite] = robust_standardise(band[finite][:, None])[:, 0]
     elements = [suite_bands[i][0] for i in wanted]
     suite = dict(suite_bands.values())
-    readout = gridded_suite_enrichment(residuals, elements, suite, radius_cells=args.halo_cells)
-    write_raster(staging / "suite_enrichment.tif", readout[None].astype(np.float32), files.transform, files.crs,
-                 band_names=["suite_enrichment"])
-    info = {"name": commodity_key(args.commodity), "suite": suite, "readout": "suite_enrichment.tif",
-            "reads": "Geo-Hgan reconstruction residuals of the suite bands (x - G(E(x)), mean over covering tiles), "
-                     "robust-standardised per band; enrichment only, capped, Gaussian neighbourhood mean",
-            "halo_cells": args.halo_cells}
-    progress.log(f"Commodity {info['name']}: suite bands {', '.join(suite)}; map of where they are richer than "
-                 "the model expects from the surrounding pattern, supported by neighbouring cells")
+    residuals = residual_files(detector, files, wanted, args.window_rows).astype(np.float64)
+    levels = np.concatenate([block.values[wanted] for block in files.blocks()], axis=1).astype(np.float64)
+    for band in levels:
+        # Concentrations (all positive) are compared on a log scale; preprocessed bands are used as they are.
+        finite = np.isfinite(band)
+        if np.all(band[finite] > 0):
+            band[finite] = np.log(band[finite])
+    info = {"name": commodity_key(args.commodity), "suite": suite, "halo_cells": args.halo_cells}
+    progress.log(f"Commodity {info['name']}: suite bands {', '.join(suite)}")
+    info["model"] = _suite_readout(
+        "suite_enrichment", residuals, elements, suite, args, files, deposits, staging, progress,
+        reads="Geo-Hgan reconstruction residuals of the suite bands (x - G(E(x)), mean over covering tiles)",
+        words="where the suite is richer than the model rebuilds from the surrounding pattern")
+    info["model_free"] = _suite_readout(
+        "suite_halo", levels, elements, suite, args, files, deposits, staging, progress,
+        reads="the suite bands themselves (logged concentrations), no model",
+        words="where the suite is richest in the survey, no model")
+    return info
+
+
+def _suite_readout(name: str, bands: np.ndarray, elements: list[str], suite: dict, args, files: RasterFiles,
+                   deposits, staging: Path, progress, reads: str, words: str) -> dict:
+    """``<name>.tif``: each band robust-standardised over its valid cells, then the gridded halo readout
+    (enrichment only, capped, Gaussian neighbourhood mean); its cell AUC when deposits are given."""
+    for band in bands:
+        finite = np.isfinite(band)
+        band[finite] = robust_standardise(band[finite][:, None])[:, 0]
+    readout = gridded_suite_enrichment(bands, elements, suite, radius_cells=args.halo_cells)
+    write_raster(staging / f"{name}.tif", readout[None].astype(np.float32), files.transform, files.crs,
+                 band_names=[name])
+    info = {"readout": f"{name}.tif", "reads": reads + "; robust-standardised per band, enrichment only, capped, "
+                                                      "Gaussian neighbourhood mean"}
+    progress.log(f"  {name}.tif: {words}, supported by neighbouring cells")
     if deposits is not None:
         try:
             info["cell_auc"] = cell_auc(readout, files.transform, deposits, np.isfinite(readout)).to_dict()
-            progress.log(f"  suite_enrichment: cell AUC {info['cell_auc']['auc']:.3f}")
+            progress.log(f"  {name}: cell AUC {info['cell_auc']['auc']:.3f}")
         except InvalidInputError as exc:
-            progress.warn(f"cell AUC of suite_enrichment not computed: {exc}")
+            progress.warn(f"cell AUC of {name} not computed: {exc}")
     return info
 
 

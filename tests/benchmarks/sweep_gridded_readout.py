@@ -2,8 +2,9 @@
 
 Not part of ``make bench`` (the record of a design choice). Grids each survey with
 ``geoanomaly grid --commodity`` into a temporary folder, trains Geo-Hgan on the grid with its defaults
-(seed 0), then computes ``suite_enrichment.tif`` from the model's suite-band residuals as
-``geoanomaly geohgan --commodity`` does, for several halo radii. The commodity band itself is the reference.
+(seed 0), then computes ``suite_enrichment.tif`` from the model's suite-band residuals ("model") and
+``suite_halo.tif`` from the suite bands themselves ("model_free") as ``geoanomaly geohgan --commodity`` does,
+for several halo radii. The commodity band itself is the reference.
 Run: ``.venv/bin/python tests/benchmarks/sweep_gridded_readout.py``.
 """
 
@@ -46,5 +47,5 @@ for n, c in (("gswa_sed1_au", "Au"), ("gswa_rock_li", "Li")):
     for r in (0.0, 1.0, 2.0, 4.0):
         args.halo_cells = r
         info = _commodity_readout(args, detector, files, suite_bands, dep, Path(tempfile.mkdtemp()), progress)
-        out[f"halo {r:g} cells"] = round(info["cell_auc"]["auc"], 3)
+        out[f"halo {r:g} cells"] = {which: round(info[which]["cell_auc"]["auc"], 3) for which in ("model", "model_free")}
     print(n, out)
