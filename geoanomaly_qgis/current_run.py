@@ -25,7 +25,7 @@ from pathlib import Path
 from qgis.core import Qgis, QgsLayerTreeGroup, QgsMessageLog, QgsProject, QgsVectorLayer
 
 from .map_export import export_prospectivity_map
-from .processing.results import RUN_PROPERTY
+from .processing.results import run_record
 
 PDF_NAME = "prospectivity_map.pdf"
 PNG_NAME = "prospectivity_map.png"
@@ -44,17 +44,9 @@ class ExportOutcome:
     deposits: str | None = None  # where the deposits on the map came from (None: no deposits drawn)
 
 
-def _run_record(group: QgsLayerTreeGroup) -> dict | None:
-    try:
-        record = json.loads(group.customProperty(RUN_PROPERTY) or "")
-    except (TypeError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
 def _prospectivity_dir(group: QgsLayerTreeGroup) -> Path | None:
     """The run folder of a prospectivity run group whose raster is still on disk, else None."""
-    record = _run_record(group)
+    record = run_record(group)
     if not record:
         return None
     command = record.get("command") or []
@@ -86,7 +78,7 @@ def find_current_prospectivity_run(project: QgsProject, selected_layer=None) -> 
             found = _prospectivity_dir(parent)
             if found is not None:
                 return found
-            if _run_record(parent):  # the layer's own run is another kind: fall back to the newest
+            if run_record(parent):  # the layer's own run is another kind: fall back to the newest
                 break
             parent = parent.parent()
         else:

@@ -169,6 +169,19 @@ def test_cpu_threads_restores_the_thread_count_even_on_failure():
     assert torch.get_num_threads() == before
 
 
+def test_cpu_threads_can_limit_numpys_blas_too_and_restores_it():
+    from threadpoolctl import threadpool_info
+
+    from core.device import cpu_threads
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    with cpu_threads("cpu", 1, blas=True):
+        assert all(n == 1 for n in blas_threads())
+    assert blas_threads() == before
+
 
 def test_geohgan_leaves_the_callers_thread_count_as_it_was():
     import torch

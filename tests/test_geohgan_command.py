@@ -143,14 +143,16 @@ def test_commodity_adds_the_gridded_suite_readout(stack_file, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["geohgan", "--raster", str(named), "--out", str(out), "--commodity", "gold", "--deposits",
                  str(deposits), "--deposits-crs", CRS, *QUICK_ARGS]) == 0
-    with rasterio.open(named) as src, rasterio.open(out / "suite_enrichment.tif") as dst:
-        assert dst.descriptions == ("suite_enrichment",) and dst.transform == src.transform
-        readout = dst.read(1, masked=True)
     valid = np.isfinite(raster.values).all(axis=0)
-    assert (readout.mask == ~valid).all() and readout.min() >= 0      # enrichment only, nodata kept
+    for name in ("suite_enrichment", "suite_halo"):  # Geo-Hgan's residuals, and the model-free map beside it
+        with rasterio.open(named) as src, rasterio.open(out / f"{name}.tif") as dst:
+            assert dst.descriptions == (name,) and dst.transform == src.transform
+            readout = dst.read(1, masked=True)
+        assert (readout.mask == ~valid).all() and readout.min() >= 0      # enrichment only, nodata kept
     record = json.loads((out / "run.json").read_text())
     assert set(record["commodity"]["suite"]) == {"Au", "As", "Sb", "Bi"}
-    assert 0.0 <= record["commodity"]["cell_auc"]["auc"] <= 1.0
+    for which in ("model", "model_free"):
+        assert 0.0 <= record["commodity"][which]["cell_auc"]["auc"] <= 1.0
     # Bands that do not measure the commodity: one clear line, nothing written.
     out2 = tmp_path / "out2"
     capsys.readouterr()

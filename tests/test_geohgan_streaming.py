@@ -10,6 +10,7 @@ from core.anomaly.geohgan.streaming import (
     RasterFiles,
     cell_features,
     fit_files,
+    residual_files,
     scan,
     score_files,
     training_tiles,
@@ -84,6 +85,30 @@ def test_streamed_scores_equal_in_memory_scores(raster_files, streamed_model):
     assert np.array_equal(np.isnan(streamed), np.isnan(in_memory))
     np.testing.assert_allclose(streamed, in_memory, rtol=1e-5, atol=1e-7)
     assert np.isnan(streamed[:, ~valid]).all()
+
+
+def test_band_residuals_are_the_mean_misfit_of_the_covering_tiles(raster_files, streamed_model):
+    import torch
+
+    files, raster = raster_files
+    detector, valid = streamed_model
+    bands = [0, 2]
+    streamed = residual_files(detector, files, bands, window_rows=10)
+    in_memory = detector.band_residuals(raster.values, bands)
+    assert streamed.shape == (2, *valid.shape) and np.isnan(streamed[:, ~valid]).all()
+    np.testing.assert_allclose(streamed, in_memory, rtol=1e-5, atol=1e-6)
+    # By hand at an interior cell: x - G(E(x)) of each tile covering it, averaged.
+    cfg, (r, c) = detector.config, (30, 30)
+    origins = TileLayout(*valid.shape, cfg.tile, cfg.stride).origins()
+    covering = origins[(origins[:, 0] <= r) & (r < origins[:, 0] + cfg.tile)
+                       & (origins[:, 1] <= c) & (c < origins[:, 1] + cfg.tile)]
+    tiles, masks = gather_tiles(detector.normaliser_.apply(raster.values, valid), valid, covering, cfg.tile)
+    assert masks.all()  # interior: every covering tile is whole
+    with torch.no_grad():
+        misfit = (torch.from_numpy(tiles) - detector.networks_.generator(detector.networks_.encoder(
+            torch.from_numpy(tiles)))).numpy()
+    by_hand = misfit[np.arange(len(covering)), :, r - covering[:, 0], c - covering[:, 1]][:, bands].mean(axis=0)
+    np.testing.assert_allclose(streamed[:, r, c], by_hand, rtol=1e-4, atol=1e-5)
 
 
 def test_cell_features_are_the_normalised_values(raster_files, streamed_model):

@@ -110,6 +110,29 @@ def test_default_cell_and_max_distance_follow_sample_spacing():
     assert tidy_length(466.0) == 500.0 and tidy_length(230.0) == 250.0 and tidy_length(0.013) == 0.01
 
 
+def test_the_area_rule_measures_a_clustered_survey_by_its_area_and_an_even_one_by_its_neighbours():
+    from core.grid.spacing import survey_spacing
+
+    gx, gy = np.meshgrid(np.arange(10) * 1000.0, np.arange(10) * 1000.0)
+    even = np.c_[gx.ravel(), gy.ravel()]
+    assert survey_spacing(even, "area") == pytest.approx(survey_spacing(even, "nearest")) == pytest.approx(1000.0)
+    # Rock chips in tight clusters (5 m apart) on outcrops 1 km apart: 4 chips per outcrop.
+    clustered = np.vstack([even + offset for offset in ([0, 0], [5, 0], [0, 5], [5, 5])])
+    assert survey_spacing(clustered, "nearest") == pytest.approx(5.0)
+    area = 9000.0 * 9000.0  # the outcrops' hull (the clusters add a few metres)
+    assert survey_spacing(clustered, "area") == pytest.approx(0.5 * np.sqrt(area / 400), rel=0.01)
+
+    def inside(grid):  # cells whose centre lies among the outcrops
+        gx, gy = cell_centres(grid)
+        return grid.mask[(gx >= 0) & (gx <= 9000) & (gy >= 0) & (gy <= 9000)]
+
+    grid = grid_samples(clustered, np.arange(400.0), spacing_rule="area")
+    assert grid.cell == 100.0 and inside(grid).all()  # the ground between outcrops stays on the map
+    assert inside(grid_samples(clustered, np.arange(400.0))).mean() < 0.05  # the nearest rule leaves it out
+    with pytest.raises(InvalidInputError, match="spacing rule"):
+        survey_spacing(even, "median")
+
+
 def test_blocks_of_rows_give_the_same_grid(monkeypatch):
     xy = scattered(300, seed=2)
     values = np.random.default_rng(3).normal(size=(300, 3))

@@ -165,11 +165,16 @@ def test_the_commodity_is_asked_first_and_remembered_per_project(qgis_app):
     from core.preprocess.elements import PATHFINDERS
 
     registry = QgsApplication.processingRegistry()
-    for alg_id in ("geoanomaly:samples_to_anomalies", "geoanomaly:raster_anomalies_geohgan"):
+    for alg_id in ("geoanomaly:samples_to_anomalies", "geoanomaly:raster_anomalies_geohgan",
+                   "geoanomaly:grid_samples", "geoanomaly:score_new_samples"):
         alg = registry.algorithmById(alg_id)
         first = alg.parameterDefinitions()[0]
         assert first.name() == "COMMODITY", alg_id
         assert first.options()[1:] == list(PATHFINDERS)      # the plugin offers the engine's suites
+    # Scoring with a saved model: the first choice is the model's own commodity, which passes nothing and
+    # leaves the project's remembered commodity alone.
+    score = registry.algorithmById("geoanomaly:score_new_samples")
+    assert "model" in score.parameterDefinition("COMMODITY").options()[0].lower()
     detect = registry.algorithmById("geoanomaly:samples_to_anomalies")
     context = QgsProcessingContext()
     context.setProject(QgsProject.instance())
@@ -179,7 +184,10 @@ def test_the_commodity_is_asked_first_and_remembered_per_project(qgis_app):
     again = detect.create()
     again.initAlgorithm()
     assert again.parameterDefinition("COMMODITY").defaultValue() == li   # remembered for the next run
+    assert score.commodity_arguments({"COMMODITY": 0}, context) == []
+    assert QgsProject.instance().readEntry("GeoAnomaly", "commodity", "")[0] == "Li"
     assert detect.commodity_arguments({"COMMODITY": 0}, context) == []
+    assert QgsProject.instance().readEntry("GeoAnomaly", "commodity", "")[0] == ""
     QgsProject.instance().removeEntry("GeoAnomaly", "commodity")
 
 
@@ -430,6 +438,28 @@ def test_grid_samples_to_raster(samples_layer, tmp_path, qgis_app):
     assert all(name in label for name, label in zip(["Au_ppm", "As_ppm"], grid["band_names"])), grid["band_names"]
 
 
+@pytest.mark.skipif("grid" not in engine_commands(), reason="the engine's grid command is not in this tree yet")
+def test_grid_for_a_commodity_keeps_its_suite(samples_layer, tmp_path, qgis_app):
+    """No fields chosen, commodity Au: the engine's elements, with the Au suite kept, as concentrations."""
+    import processing
+    from qgis.core import QgsProject
+
+    from core.preprocess.elements import PATHFINDERS
+
+    au = list(PATHFINDERS).index("Au") + 1
+    try:
+        results = processing.run("geoanomaly:grid_samples", {
+            "COMMODITY": au, "SAMPLES": samples_layer, "CELL": 4000, "OUTPUT_FOLDER": str(tmp_path / "grid")})
+    finally:
+        QgsProject.instance().removeEntry("GeoAnomaly", "commodity")
+    run = json.loads((tmp_path / "grid" / "run.json").read_text())
+    options = run["parameters"]
+    assert options["commodity"] == "Au" and options["transform"] == "none", options
+    grid = raster_summary(results["GRID"])
+    assert any("Au" in label for label in grid["band_names"]), grid["band_names"]
+    assert grid["min"] >= 0, "concentrations, not log-ratios"
+
+
 @pytest.mark.skipif("evaluate" not in engine_commands(), reason="the engine's evaluate command is not in this tree yet")
 def test_evaluate_against_deposits(detect_run, deposits_layer, tmp_path, qgis_app):
     import processing
@@ -495,9 +525,18 @@ def test_algorithm_runs_inside_a_model(samples_layer, tmp_path, qgis_app):
 def test_saved_model_scores_new_samples_like_the_training_run(detect_run, samples_layer, tmp_path, qgis_app):
     """A selection of the same survey scored with the saved model gets the scores of the training run."""
     import processing
-    from qgis.core import QgsProcessingException, QgsProcessingFeatureSourceDefinition, QgsProject
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingException,
+        QgsProcessingFeatureSourceDefinition,
+        QgsProject,
+    )
 
     model = detect_run["out"] / "model"
+    # The dialog opens with the model of the run the geologist just made (the newest detect run group).
+    dialog = QgsApplication.processingRegistry().algorithmById("geoanomaly:score_new_samples").create()
+    dialog.initAlgorithm()
+    assert Path(dialog.parameterDefinition("MODEL").defaultValue()) == model
     QgsProject.instance().addMapLayer(samples_layer, False)
     samples_layer.selectByIds([f.id() for f in samples_layer.getFeatures()][:300])
     try:

@@ -133,3 +133,33 @@ def test_the_exported_map_pdf_and_png_render_with_the_layout_items(first_cycle, 
                 reddish += colour.red() > 150 and colour.blue() < 80 and colour.green() < 120
         assert inked / total > 0.15, image_path  # the map is drawn, not an empty frame
         assert reddish / total > 0.005, image_path  # the prospective zone shows in dark orange-red
+
+
+def test_a_commodity_detect_run_in_the_project_is_the_default_evidence_and_is_gridded_from_its_samples(
+        qgis_app, tmp_path):  # noqa: F811
+    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    script = ("import sys; from pathlib import Path; import geopandas as gpd; from core.cli import main; "
+              "from tests.synthetic import synthetic_survey; f = Path(sys.argv[1]); "
+              "frame, planted = synthetic_survey(n=100, seed=3); "
+              "gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame.X, frame.Y), crs='EPSG:32750')"
+              ".to_file(f / 'samples.gpkg', driver='GPKG'); "
+              "frame.loc[planted, ['X', 'Y']].to_csv(f / 'deposits.csv', index=False); "
+              "sys.exit(main(['detect', '--method', 'mahalanobis', '--commodity', 'Au', '--samples', "
+              "str(f / 'samples.gpkg'), '--out', str(f / 'run_au'), '--progress', 'none']))")
+    subprocess.run([str(ENGINE_PYTHON), "-c", script, str(tmp_path)], cwd=REPO, check=True)
+    run_map = QgsRasterLayer(str(tmp_path / "run_au" / "anomaly_score.tif"), "Anomaly score (mahalanobis)")
+    assert run_map.isValid()
+    deposits = QgsVectorLayer(csv_points_uri(tmp_path / "deposits.csv", "X", "Y", "EPSG:32750"), "deposits",
+                              "delimitedtext")
+    QgsProject.instance().addMapLayers([run_map, deposits])
+    try:
+        algorithm = QgsApplication.processingRegistry().createAlgorithmById(CYCLE)
+        assert algorithm.parameterDefinition("EVIDENCE").defaultValue() == [run_map.id()]
+        out = tmp_path / "pros"
+        _run(CYCLE, {"EVIDENCE": [run_map], "DEPOSITS": deposits, "K": 2, "CYCLES": 0, "FOLDS": 0,
+                     "OUTPUT_FOLDER": str(out)})
+        record = json.loads((out / "run.json").read_text())
+        assert record["parameters"]["evidence"] == [str(tmp_path / "run_au")]
+    finally:
+        QgsProject.instance().removeMapLayers([run_map.id(), deposits.id()])

@@ -94,14 +94,15 @@ def _planted_survey():
     return values, rows, cols, deposits
 
 
-def _kdal_shares_per_cycle(values, rows, cols, deposits, folds, config, cycles=2) -> np.ndarray:
+def _kdal_shares_per_cycle(values, rows, cols, deposits, folds, config, cycles=2, others=None) -> np.ndarray:
     """(cycles + 1, deposits) capture area shares of each held-out deposit on the map after each cycle."""
     teacher = (values - values.min()) / (values.max() - values.min())
     shares = np.full((cycles + 1, len(deposits)), np.nan)
     for fold in range(folds.n_folds):
         held_out = folds.fold_of_deposit == fold
-        # Features: the other bands (none here); the teacher is the evidence band itself.
-        result = fit_kdal_map(np.zeros((len(values), 0)), teacher, rows, cols, deposits[~held_out],
+        # Features: the other bands (none unless given); the teacher is the evidence band itself.
+        features = np.zeros((len(values), 0)) if others is None else others
+        result = fit_kdal_map(features, teacher, rows, cols, deposits[~held_out],
                               closed=folds.closed_cells(fold), cycles=cycles, k=3, spacing=3, config=config)
         for cycle, probability in enumerate(result.cycle_probabilities):
             shares[cycle, held_out] = capture_area_shares(probability, deposits[held_out])
@@ -120,6 +121,62 @@ def test_kdal_keeps_the_ranking_of_evidence_that_ranks_the_deposits_perfectly():
         curve = pooled_success_curve(cycle_shares, len(values))
         for share in ("10", "20"):
             assert curve.top_area[share] * n >= evidence.top_area[share] * n - 1, (cycle, share)
+
+
+def test_kdal_with_a_misleading_band_stays_at_its_evidence_through_labelled_cycles():
+    """A second band of noise, and the geologist's "no" answers, must not cost held-out deposits."""
+    values, rows, cols, deposits = _planted_survey()
+    n = len(deposits)
+    folds = blocked_folds(rows, cols, deposits, n_folds=4, block_cells=10, seed=0)
+    evidence = pooled_success_curve(capture_area_shares(values, deposits), len(values))
+    noise = _smooth_field(seed=7).reshape(-1, 1)
+    shares = _kdal_shares_per_cycle(values, rows, cols, deposits, folds, KDALConfig(steps=60, device="cpu", seed=1),
+                                    cycles=3, others=noise)
+    for cycle, cycle_shares in enumerate(shares):
+        curve = pooled_success_curve(cycle_shares, len(values))
+        for share in ("10", "20"):
+            assert round(curve.top_area[share] * n) >= round(evidence.top_area[share] * n), (cycle, share)
+
+
+def test_no_answers_cross_off_their_own_ground_and_move_nothing_else():
+    values, rows, cols, deposits = _planted_survey()
+    teacher = (values - values.min()) / (values.max() - values.min())
+    noise = _smooth_field(seed=7).reshape(-1, 1)
+    result = fit_kdal_map(noise, teacher, rows, cols, deposits, cycles=2, k=3, spacing=3, oracle_radius=1,
+                          config=KDALConfig(steps=40, device="cpu"))
+    assert [h["answers_yes"] for h in result.history[:2]] == [0, 0]  # queries keep clear of the labelled deposits
+    no = result.pool.cells[result.pool.labels == 0]
+    assert len(no) == 6
+    crossed = near_cells(rows, cols, no, 1)
+    first, last = result.cycle_probabilities[0], result.cycle_probabilities[-1]
+    assert np.all(last[crossed] == 0)
+    np.testing.assert_array_equal(last[~crossed], first[~crossed])  # the student itself did not move
+
+
+def test_the_simulated_geologist_knows_hidden_training_deposits_and_never_the_held_out_ones():
+    rows, cols = np.divmod(np.arange(900), 30)
+    deposits = np.array([r * 30 + c for r in (4, 14, 24) for c in (5, 15, 25)])
+    # The least-confident ground (teacher 0.5) is around every deposit, held-out ones included.
+    teacher = np.where(near_cells(rows, cols, deposits, 1), 0.5, 0.02)
+    folds = blocked_folds(rows, cols, deposits, n_folds=3, block_cells=10, seed=0)
+    found = 0
+    for fold in range(folds.n_folds):
+        held_out = folds.fold_of_deposit == fold
+        train = deposits[~held_out]
+        result = fit_kdal_map(np.zeros((900, 0)), teacher, rows, cols, train, closed=folds.closed_cells(fold),
+                              cycles=2, k=4, spacing=2, hidden_share=0.5, config=KDALConfig(steps=10, device="cpu"))
+        sources = np.asarray(result.pool.sources)
+        shown = result.pool.cells[sources == "deposit"]
+        assert len(shown) == len(train) - round(0.5 * len(train)) and set(shown) < set(train)
+        hidden = np.setdiff1d(train, shown)
+        yes = result.pool.cells[(sources == "oracle") & (result.pool.labels == 1)]
+        no = result.pool.cells[(sources == "oracle") & (result.pool.labels == 0)]
+        assert near_cells(rows, cols, hidden, 1)[yes].all()  # yes: next to a hidden training deposit
+        assert not near_cells(rows, cols, train, 1)[no].any()
+        assert not near_cells(rows, cols, deposits[held_out], 1)[result.pool.cells].any()  # test fold unused
+        assert sum(h.get("answers_yes", 0) for h in result.history) == len(yes)
+        found += len(yes)
+    assert found > 0
 
 
 def test_the_simulated_geologist_answers_yes_within_the_radius_only():
@@ -160,3 +217,19 @@ def test_presence_background_baselines_rank_the_planted_deposits_high():
     for fit in (logistic_regression_map, random_forest_map):
         score = fit(values[:, None], rows, cols, deposits)
         assert np.mean(capture_area_shares(score, deposits) <= 0.2) >= 0.75, fit.__name__
+
+
+def test_the_best_band_teacher_is_chosen_on_the_deposits_it_is_given():
+    from affine import Affine
+
+    from core.io.rasters import RasterStack
+    from core.prospectivity.cycle import teacher_scores
+    from core.prospectivity.stack import EvidenceStack
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 100))
+    north, south = np.argsort(a)[-4:], np.argsort(b)[-4:]  # deposits each band ranks at its top
+    values = np.stack([a, b]).reshape(2, 10, 10).astype(np.float32)
+    stack = EvidenceStack(RasterStack(values, Affine.identity(), None, ["a", "b"], np.ones((10, 10), bool), ["x"]))
+    assert teacher_scores(stack, "best", "robust", north)[1] == ["a"]
+    assert teacher_scores(stack, "best", "robust", south)[1] == ["b"]

@@ -198,3 +198,52 @@ def test_high_confidence_anomalies_join_the_labels_as_positives(survey):
     assert record["labels"]["by_source"] == {"deposit": 8, "anomaly": 2}
     assert set(pd.read_csv(out / "deposits_per_class.csv")["class"]) == {"high", "low"}
     assert "pa_crossing" in record["metrics"]["class_thresholds"]
+
+
+def test_a_detect_run_is_evidence_its_map_gridded_as_the_grid_command_does(tmp_path, capsys):
+    """The default evidence: a detect run folder (its commodity-aware map), gridded once, by the grid code."""
+    import geopandas as gpd
+
+    from core.io.rasters import read_raster_stack
+    from tests.synthetic import synthetic_survey
+
+    frame, planted = synthetic_survey(n=100, seed=3)
+    samples = tmp_path / "samples.gpkg"
+    gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame.X, frame.Y), crs=CRS).to_file(samples, driver="GPKG")
+    deposits = tmp_path / "deposits.csv"
+    frame.loc[planted, ["X", "Y"]].rename(columns={"X": "Easting", "Y": "Northing"}).to_csv(deposits, index=False)
+    run = tmp_path / "detect_au"
+    assert main(["detect", "--method", "mahalanobis", "--commodity", "Au", "--samples", str(samples),
+                 "--out", str(run), "--progress", "none"]) == 0
+    assert main(["grid", "--samples", str(run / "scores.gpkg"), "--spacing", "area", "--out", str(tmp_path / "g"),
+                 "--progress", "none"]) == 0
+    by_hand = read_raster_stack([tmp_path / "g" / "grid.tif"])
+
+    out = tmp_path / "pros"
+    assert main(["prospectivity", "--evidence", str(run), "--deposits", str(deposits), "--deposits-crs", CRS,
+                 "--out", str(out), "--folds", "0", "--no-baselines", *FAST]) == 0
+    state = json.loads((out / "kdal_state.json").read_text())
+    assert state["band_names"] == ["anomaly_score"] and state["evidence"] == [str(run.resolve())]
+    with rasterio.open(out / "prospectivity.tif") as src:
+        assert src.transform == by_hand.transform and src.crs == by_hand.crs
+        assert np.array_equal(~src.read_masks(1).astype(bool), ~by_hand.valid_mask)
+
+    # Beside a raster, the run's map is laid on that raster's grid.
+    pathfinder = tmp_path / "pathfinder.tif"
+    write_raster(pathfinder, by_hand.values[0][:, :-3] * 0 + 1.0, by_hand.transform, by_hand.crs,
+                 band_names=["flat"])
+    out2 = tmp_path / "pros2"
+    assert main(["prospectivity", "--evidence", str(run / "scores.csv"), "--evidence", str(pathfinder),
+                 "--deposits", str(deposits), "--deposits-crs", CRS, "--out", str(out2), "--folds", "0",
+                 "--no-baselines", *FAST]) == 0
+    with rasterio.open(out2 / "prospectivity.tif") as src:
+        assert src.shape == (by_hand.values.shape[1], by_hand.values.shape[2] - 3)
+
+    empty = tmp_path / "not_a_run"
+    empty.mkdir()
+    capsys.readouterr()
+    assert main(["prospectivity", "--evidence", str(empty), "--deposits", str(deposits), "--deposits-crs", CRS,
+                 "--out", str(tmp_path / "pros3"), *FAST]) == 2
+    message = capsys.readouterr().err.strip()
+    assert "not a detect run" in message and len(message.splitlines()) == 1
+    assert not (tmp_path / "pros3").exists()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from core.anomaly.transformer.dataset import NeighbourContextDataset, find_neighbours
-from core.anomaly.transformer.model import ContextReconstructor
+from core.anomaly.transformer.model import ContextReconstructor, encoder_layer
 from core.anomaly.transformer.trainer import (
     DistillationTrainer,
     ElementMasking,
@@ -272,3 +273,17 @@ def test_validation_holds_out_whole_location_groups():
     assert len(ungrouped_validation) == 16
     with pytest.raises(ValueError, match="one label per sample"):
         trainer._split(80, np.random.default_rng(0), groups[:-1])
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_written_out_encoder_layer_is_torchs_layer(training):
+    torch.manual_seed(0)
+    # Dropout 0: in training the two must then agree too (dropout draws are the only difference).
+    layer = nn.TransformerEncoderLayer(16, 2, 32, 0.0, activation="gelu", batch_first=True, norm_first=True)
+    layer.train(training)
+    tokens = torch.randn(5, 7, 16)
+    hidden = torch.rand(5, 7) < 0.4
+    hidden[:, 0] = False
+    expected = layer(tokens, src_key_padding_mask=hidden)
+    got = encoder_layer(layer, tokens, ~hidden[:, None, None, :], training)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

@@ -139,13 +139,16 @@ def suite_enrichment(residuals: np.ndarray, elements: Sequence[str], suite: Mapp
 
 def robust_centre_scale(residuals: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each column's median and robust spread (IQR / 1.349; the standard deviation, then 1, where that is 0),
-    fitted on ``rows``. A model keeps them to standardise new samples on its training survey's scale."""
+    fitted on ``rows``; NaN (a value never measured) is left out. A model keeps them to standardise new samples
+    on its training survey's scale."""
     residuals = np.asarray(residuals, dtype=np.float64)
     fit = residuals if rows is None else residuals[rows]
-    center = np.median(fit, axis=0)
-    q75, q25 = np.percentile(fit, [75, 25], axis=0)
+    empty = np.all(np.isnan(fit), axis=0)
+    fit = np.where(empty, 0.0, fit)  # a column with no value at all: centre 0, spread 1
+    center = np.nanmedian(fit, axis=0)
+    q75, q25 = np.nanpercentile(fit, [75, 25], axis=0)
     scale = (q75 - q25) / 1.349
-    scale = np.where(scale > 1e-12, scale, fit.std(axis=0))
+    scale = np.where(scale > 1e-12, scale, np.nanstd(fit, axis=0))
     scale = np.where(scale > 1e-12, scale, 1.0)
     return center, scale
 

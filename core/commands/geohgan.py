@@ -16,10 +16,19 @@ Outputs (written whole or not at all):
   how it was chosen, AUCs per metric when deposits are given;
 - ``model/``: the trained detector (config.json, weights.pt, normalisation.json);
 - with ``--commodity``: ``suite_enrichment.tif``, the gridded commodity
-  readout (:func:`core.anomaly.readouts.gridded_suite_enrichment`: a Gaussian
-  neighbourhood mean of the one-sided, robust-standardised suite bands, bands
-  matched to elements by name), with its cell AUC in run.json when deposits
-  are given. Without it the log says the maps are commodity-blind.
+  readout of Geo-Hgan's own per-band reconstruction residuals: each suite
+  band's residual ``x - G(E(x))`` (bands matched to elements by name; each
+  cell the mean over the tiles covering it), robust-standardised over the
+  valid cells, then :func:`core.anomaly.readouts.gridded_suite_enrichment`
+  (one-sided, capped, suite-weighted, Gaussian neighbourhood mean: a halo of
+  enriched cells keeps its level, a single-cell spike is diluted, depletion
+  counts nothing). Beside it ``suite_halo.tif``, the same readout of the suite
+  bands themselves (logged, robust-standardised; no model), the map a
+  geologist makes by hand: on a survey that covers only a mineralised field
+  the model learns the field as background and the model-free map is the
+  better one. Their cell AUCs are in run.json (``commodity.model``,
+  ``commodity.model_free``) when deposits are given. Without ``--commodity``
+  the log says the maps are commodity-blind.
 
 Metric: without deposits, ``anomaly_score`` (reconstruction error plus
 critic-feature distance, f-AnoGAN's recommended score, and the published
@@ -39,7 +48,7 @@ import numpy as np
 
 from core.anomaly.geohgan import SCORE_NAMES, GeoHganDetector, anom_filter, tukey_upper_fence
 from core.anomaly.geohgan.detector import GeoHganConfig
-from core.anomaly.geohgan.streaming import RasterFiles, cell_features, fit_files, score_files
+from core.anomaly.geohgan.streaming import RasterFiles, cell_features, fit_files, residual_files, score_files
 from core.anomaly.readouts import gridded_suite_enrichment, robust_standardise
 from core.commands._options import (
     _comma_list,
@@ -133,7 +142,7 @@ def run(args: argparse.Namespace, progress) -> int:
         deposits = _read_deposits(args, files) if args.deposits else None
         progress.log(f"{files.bands} bands, {files.rows} x {files.cols} cells of {abs(files.transform.a):g} x "
                      f"{abs(files.transform.e):g}")
-        record["commodity"] = _commodity_readout(args, files, deposits, staging, progress)
+        suite_bands = _suite_bands(args, files, progress)  # a survey without the commodity fails before training
 
         detector = GeoHganDetector(
             device=args.device, threads=args.threads, tile=args.tile, stride=args.stride,
@@ -152,6 +161,7 @@ def run(args: argparse.Namespace, progress) -> int:
         scores = score_files(detector, files, args.window_rows, progress)
         record.stop_timer("score")
         write_raster(staging / SCORES_FILE, scores, files.transform, files.crs, band_names=list(SCORE_NAMES))
+        record["commodity"] = _commodity_readout(args, detector, files, suite_bands, deposits, staging, progress)
         for i, name in enumerate(SCORE_NAMES):
             write_raster(staging / f"{name}.tif", scores[i], files.transform, files.crs, band_names=[name])
 
@@ -176,7 +186,8 @@ def run(args: argparse.Namespace, progress) -> int:
         record.write(staging / "run.json")
 
     out = Path(args.out).resolve()
-    outputs = {**({"suite_enrichment": str(out / "suite_enrichment.tif")} if args.commodity else {}),
+    outputs = {**({"suite_enrichment": str(out / "suite_enrichment.tif"), "suite_halo": str(out / "suite_halo.tif")}
+                  if args.commodity else {}),
                "scores": str(out / SCORES_FILE), **{name: str(out / f"{name}.tif") for name in SCORE_NAMES},
                "anomaly_cells": str(out / CELLS_FILE), "run": str(out / "run.json"), "model": str(out / "model")}
     progress.result(outputs=outputs, metrics=choice, out=str(out))
@@ -185,8 +196,8 @@ def run(args: argparse.Namespace, progress) -> int:
     return 0
 
 
-def _commodity_readout(args, files: RasterFiles, deposits, staging: Path, progress) -> dict | None:
-    """``suite_enrichment.tif`` from the bands named after the commodity suite; None when commodity-blind."""
+def _suite_bands(args, files: RasterFiles, progress) -> dict[int, tuple[str, float]] | None:
+    """Band index -> (element, weight) of the commodity suite's bands; None when commodity-blind."""
     if not args.commodity:
         progress.log(COMMODITY_BLIND)
         return None
@@ -195,27 +206,57 @@ def _commodity_readout(args, files: RasterFiles, deposits, staging: Path, progre
     if not any(el in elements for el in commodity_elements(args.commodity)):
         raise InvalidInputError(f"no raster band is named after the commodity {commodity_key(args.commodity)} "
                                 f"(bands: {', '.join(files.band_names[:12])}); grid it with 'geoanomaly grid'")
-    wanted = [i for i, el in enumerate(elements) if el in suite]
-    blocks = [block.values[wanted] for block in files.blocks()]
-    bands = np.concatenate(blocks, axis=1).astype(np.float64)
-    for b in range(len(bands)):
+    return {i: (el, suite[el]) for i, el in enumerate(elements) if el in suite}
+
+
+def _commodity_readout(args, detector: GeoHganDetector, files: RasterFiles, suite_bands, deposits, staging: Path,
+                       progress) -> dict | None:
+    """``suite_enrichment.tif`` (the halo readout of Geo-Hgan's residuals of the suite bands) and, as the
+    model-free map beside it, ``suite_halo.tif`` (the same readout of the suite bands themselves)."""
+    if suite_bands is None:
+        return None
+    wanted = list(suite_bands)
+    elements = [suite_bands[i][0] for i in wanted]
+    suite = dict(suite_bands.values())
+    residuals = residual_files(detector, files, wanted, args.window_rows).astype(np.float64)
+    levels = np.concatenate([block.values[wanted] for block in files.blocks()], axis=1).astype(np.float64)
+    for band in levels:
         # Concentrations (all positive) are compared on a log scale; preprocessed bands are used as they are.
-        finite = np.isfinite(bands[b])
-        if np.all(bands[b][finite] > 0):
-            bands[b][finite] = np.log(bands[b][finite])
-        bands[b][finite] = robust_standardise(bands[b][finite][:, None])[:, 0]
-    readout = gridded_suite_enrichment(bands, [elements[i] for i in wanted], suite, radius_cells=args.halo_cells)
-    write_raster(staging / "suite_enrichment.tif", readout[None].astype(np.float32), files.transform, files.crs,
-                 band_names=["suite_enrichment"])
-    info = {"name": commodity_key(args.commodity), "suite": {elements[i]: suite[elements[i]] for i in wanted},
-            "readout": "suite_enrichment.tif", "halo_cells": args.halo_cells}
-    progress.log(f"Commodity {info['name']}: suite bands {', '.join(info['suite'])}; gridded suite readout written")
+        finite = np.isfinite(band)
+        if np.all(band[finite] > 0):
+            band[finite] = np.log(band[finite])
+    info = {"name": commodity_key(args.commodity), "suite": suite, "halo_cells": args.halo_cells}
+    progress.log(f"Commodity {info['name']}: suite bands {', '.join(suite)}")
+    info["model"] = _suite_readout(
+        "suite_enrichment", residuals, elements, suite, args, files, deposits, staging, progress,
+        reads="Geo-Hgan reconstruction residuals of the suite bands (x - G(E(x)), mean over covering tiles)",
+        words="where the suite is richer than the model rebuilds from the surrounding pattern")
+    info["model_free"] = _suite_readout(
+        "suite_halo", levels, elements, suite, args, files, deposits, staging, progress,
+        reads="the suite bands themselves (logged concentrations), no model",
+        words="where the suite is richest in the survey, no model")
+    return info
+
+
+def _suite_readout(name: str, bands: np.ndarray, elements: list[str], suite: dict, args, files: RasterFiles,
+                   deposits, staging: Path, progress, reads: str, words: str) -> dict:
+    """``<name>.tif``: each band robust-standardised over its valid cells, then the gridded halo readout
+    (enrichment only, capped, Gaussian neighbourhood mean); its cell AUC when deposits are given."""
+    for band in bands:
+        finite = np.isfinite(band)
+        band[finite] = robust_standardise(band[finite][:, None])[:, 0]
+    readout = gridded_suite_enrichment(bands, elements, suite, radius_cells=args.halo_cells)
+    write_raster(staging / f"{name}.tif", readout[None].astype(np.float32), files.transform, files.crs,
+                 band_names=[name])
+    info = {"readout": f"{name}.tif", "reads": reads + "; robust-standardised per band, enrichment only, capped, "
+                                                      "Gaussian neighbourhood mean"}
+    progress.log(f"  {name}.tif: {words}, supported by neighbouring cells")
     if deposits is not None:
         try:
             info["cell_auc"] = cell_auc(readout, files.transform, deposits, np.isfinite(readout)).to_dict()
-            progress.log(f"  suite_enrichment: cell AUC {info['cell_auc']['auc']:.3f}")
+            progress.log(f"  {name}: cell AUC {info['cell_auc']['auc']:.3f}")
         except InvalidInputError as exc:
-            progress.warn(f"cell AUC of suite_enrichment not computed: {exc}")
+            progress.warn(f"cell AUC of {name} not computed: {exc}")
     return info
 
 

@@ -35,6 +35,7 @@ from core.commands._options import (
 )
 from core.errors import InvalidInputError
 from core.grid.idw import prepare_grid, write_grid
+from core.grid.spacing import SPACING_RULES
 from core.io.atomic import atomic_output_dir
 from core.io.samples import SampleTable
 from core.preprocess.elements import COMMODITY_BLIND, MISSING_CODES, assay_columns
@@ -63,6 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="M",
         help="cell size in metres (default: half the median sample spacing, rounded)",
+    )
+    group.add_argument(
+        "--spacing",
+        choices=SPACING_RULES,
+        default="nearest",
+        help="the sample spacing that the default cell and max distance follow: nearest (median distance between "
+        "nearest distinct locations) or area (for clustered surveys, the spacing the samples would have spread "
+        "at random over the survey's area, when larger; what prospectivity grids use) (default nearest)",
     )
     add_like_argument(group)
     group.add_argument("--neighbours", type=int, default=12, help="samples weighted per cell (default 12)")
@@ -105,6 +114,7 @@ def run(args: argparse.Namespace, progress) -> int:
         max_distance=args.max_distance,
         band_names=names,
         like=like,
+        spacing_rule=args.spacing,
     )
     with atomic_output_dir(args.out) as staging:
         grid = write_grid(staging / "grid.tif", spec, crs=table.work_crs, progress=progress)
@@ -132,6 +142,7 @@ def run(args: argparse.Namespace, progress) -> int:
             "data_share": grid.data_share,
             "neighbours": args.neighbours,
             "power": args.power,
+            "spacing_rule": args.spacing,
             "like": str(Path(args.like).resolve()) if like else None,
         }
         if preprocessing is not None:

@@ -54,13 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         required=True,
         metavar="FILE",
-        help="evidence raster on the common grid (repeat for several); the first is the anomaly map",
+        help="evidence (repeat for several): a raster on the common grid, or a detect run folder (or its "
+        "scores.gpkg/.csv), whose map is gridded here - with detect --commodity, the commodity-aware map, "
+        "the recommended first evidence; the first is the anomaly map",
     )
     inputs.add_argument(
         "--teacher",
         default="1",
         help="evidence band(s) whose scores are the soft labels: names or 1-based numbers, "
-        "comma-separated, averaged after normalisation (default 1: the first band)",
+        "comma-separated, averaged after normalisation, or best: the band that ranks the deposits highest "
+        "(chosen again on each fold's training deposits in the cross-validation) (default 1: the first band)",
     )
     add_deposit_arguments(inputs, required=True, help="known deposits (points)")
     inputs.add_argument(
@@ -100,6 +103,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="unattended cycles: a query within this many cells of a deposit is labelled 1 (default 1)",
+    )
+    cycle.add_argument(
+        "--hide-deposits",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="unattended cycles: this share of the deposits is not given as labels; the simulated geologist "
+        "knows them and answers yes near them, to show what the answers add (default 0)",
     )
     model = parser.add_argument_group("classifier")
     model.add_argument(
@@ -176,6 +187,7 @@ def settings_from_arguments(args: argparse.Namespace) -> CycleSettings:
                       seed=args.seed, device=args.device)
     return CycleSettings(teacher=args.teacher, normalise=args.normalise, cycles=args.cycles, k=args.k,
                          query_spacing=args.query_spacing, oracle_radius=args.oracle_radius,
+                         hidden_deposits=args.hide_deposits,
                          deposits_as_labels=not args.no_deposit_labels, folds=args.folds, cv_block=args.cv_block,
                          classes=args.classes, class_shares=_class_shares(args.class_shares),
                          baselines=not args.no_baselines, kdal=kdal)

@@ -40,7 +40,7 @@ from affine import Affine
 from scipy.spatial import cKDTree
 
 from core.errors import InvalidInputError
-from core.grid.spacing import as_xy, distinct_locations, median_sample_spacing, tidy_length
+from core.grid.spacing import as_xy, distinct_locations, survey_spacing, tidy_length
 
 if TYPE_CHECKING:
     from core.io.rasters import RasterGrid
@@ -72,15 +72,15 @@ class GriddedRaster:
         )
 
 
-def default_cell(xy: np.ndarray) -> float:
-    spacing = median_sample_spacing(xy)
+def default_cell(xy: np.ndarray, spacing_rule: str = "nearest") -> float:
+    spacing = survey_spacing(xy, spacing_rule)
     if not np.isfinite(spacing) or spacing <= 0:
         raise InvalidInputError("cannot choose a cell size: all samples are at one location; give --cell")
     return tidy_length(CELL_SPACING_FACTOR * spacing)
 
 
-def default_max_distance(xy: np.ndarray, cell: float) -> float:
-    spacing = median_sample_spacing(xy)
+def default_max_distance(xy: np.ndarray, cell: float, spacing_rule: str = "nearest") -> float:
+    spacing = survey_spacing(xy, spacing_rule)
     if not np.isfinite(spacing) or spacing <= 0:
         return cell * math.sqrt(2)
     return max(MAX_DISTANCE_SPACING_FACTOR * spacing, cell * math.sqrt(2))
@@ -97,6 +97,7 @@ def grid_samples(
     crs=None,
     progress=None,
     like: RasterGrid | None = None,
+    spacing_rule: str = "nearest",
 ) -> GriddedRaster:
     """Grid ``values`` ((n,) or (n, bands), NaN = missing) at projected points ``xy`` (n, 2) by IDW, in memory.
 
@@ -106,7 +107,8 @@ def grid_samples(
     Raises:
         InvalidInputError: as :func:`prepare_grid`.
     """
-    spec = prepare_grid(xy, values, cell, neighbours, power, max_distance, band_names, like=like)
+    spec = prepare_grid(xy, values, cell, neighbours, power, max_distance, band_names, like=like,
+                        spacing_rule=spacing_rule)
     array = np.empty((spec.bands, spec.rows, spec.cols), dtype=np.float32)
     mask = np.empty((spec.rows, spec.cols), dtype=bool)
     for block in iter_grid_blocks(spec, progress):
@@ -177,9 +179,12 @@ def prepare_grid(
     max_distance: float | None = None,
     band_names: Sequence[str] | None = None,
     like: RasterGrid | None = None,
+    spacing_rule: str = "nearest",
 ) -> GridSpec:
     """Check the inputs, choose cell and max distance, and lay out the grid; no cell is computed yet.
 
+    ``spacing_rule`` (:func:`core.grid.spacing.survey_spacing`): the spacing the default cell and max
+    distance follow, ``"nearest"`` or ``"area"`` (clustered surveys measured by their area).
     ``like`` (:func:`core.io.rasters.raster_grid`) lays the grid on another
     raster's: the same transform and shape (its CRS is the caller's to match:
     ``xy`` must be in it), so every raster of a run shares one grid.
@@ -214,10 +219,10 @@ def prepare_grid(
             raise InvalidInputError(f"--cell {cell:g} differs from the template's cell of {abs(like.transform.a):g}; "
                                     "give one or the other")
         cell = abs(like.transform.a)
-    cell = default_cell(xy) if cell is None else float(cell)
+    cell = default_cell(xy, spacing_rule) if cell is None else float(cell)
     if not cell > 0:
         raise InvalidInputError(f"cell size must be positive, got {cell}")
-    max_distance = default_max_distance(xy, cell) if max_distance is None else float(max_distance)
+    max_distance = default_max_distance(xy, cell, spacing_rule) if max_distance is None else float(max_distance)
     if not max_distance > 0:
         raise InvalidInputError(f"max distance must be positive, got {max_distance}")
 

@@ -34,6 +34,38 @@ def median_sample_spacing(xy: np.ndarray) -> float:
     return float(np.median(distances[:, 1]))
 
 
+SPACING_RULES = ("nearest", "area")
+
+
+def survey_spacing(xy: np.ndarray, rule: str = "nearest") -> float:
+    """The survey's sample spacing by ``rule`` (CRS units; ``nan`` with fewer than two distinct locations).
+
+    - ``"nearest"``: the median nearest-neighbour distance between distinct
+      locations (:func:`median_sample_spacing`).
+    - ``"area"``: the larger of that and the nearest-neighbour distance the
+      same number of locations would have if spread at random over the
+      survey's area (its convex hull): ``0.5 * sqrt(area / n)`` (Clark & Evans
+      1954). Rock chips taken in clusters on outcrops, or stream sediments
+      strung along drainages, have neighbours a few metres apart while the
+      ground between clusters is hundreds of metres wide; the grid must
+      bridge those gaps, so a clustered survey is measured by its area. A
+      survey spread evenly or at random keeps its nearest-neighbour spacing.
+    """
+    if rule not in SPACING_RULES:
+        raise InvalidInputError(f"unknown spacing rule {rule!r}: use one of {', '.join(SPACING_RULES)}")
+    nearest = median_sample_spacing(xy)
+    if rule == "nearest" or not math.isfinite(nearest):
+        return nearest
+    from scipy.spatial import ConvexHull, QhullError
+
+    locations, _ = distinct_locations(xy)
+    try:
+        area = ConvexHull(locations).volume  # in 2-D, the hull's area
+    except QhullError:  # collinear locations (one traverse): no area to spread over
+        return nearest
+    return max(nearest, 0.5 * math.sqrt(area / len(locations)))
+
+
 def tidy_length(value: float) -> float:
     """Round a length to the nearest (in ratio) of 1, 2, 2.5 or 5 times a power of ten."""
     if not math.isfinite(value) or value <= 0:

@@ -42,30 +42,41 @@ PATHFINDERS: dict[str, dict] = {
         "elements": ["Au", "Ag", "As", "Sb", "Bi", "Te", "W", "Mo", "Cu", "Pb", "Zn", "Hg", "Se", "Tl", "S"],
         "source": "orogenic and intrusion-related gold: Groves et al. 1998 (Ore Geol. Rev. 13); Eilu & Groves 2001 "
                   "(Geochem. Explor. Environ. Anal. 1); Thompson et al. 1999 (intrusion-related Au-Bi-Te-W)",
+        "ore_minerals": {"native gold, electrum": ["Au", "Ag"], "tellurides": ["Au", "Ag", "Te", "Bi"],
+                         "auriferous pyrite, arsenopyrite": ["Fe", "As", "S"]},
     },
     "Cu": {
         "elements": ["Cu", "Mo", "Au", "Ag", "As", "Sb", "Bi", "Pb", "Zn", "Te", "Se", "W", "Sn", "Re", "Mn", "S"],
         "source": "porphyry copper halos: Sillitoe 2010 (Econ. Geol. 105); Halley, Dilles & Tosdal 2015 (SEG Newsletter 100)",
+        "ore_minerals": {"chalcopyrite, bornite": ["Cu", "Fe", "S"], "chalcocite": ["Cu", "S"],
+                         "molybdenite": ["Mo", "S"]},
     },
     "Ni": {
         "elements": ["Ni", "Cu", "Co", "Cr", "Mg", "Fe", "Pt", "Pd", "Au", "S", "Te", "As"],
         "source": "magmatic Ni-Cu-PGE sulfides: Naldrett 2004 (Magmatic Sulfide Deposits); Barnes & Lightfoot 2005 "
                   "(Econ. Geol. 100th Anniv. Vol.)",
+        "ore_minerals": {"pentlandite, pyrrhotite": ["Ni", "Fe", "S"], "chalcopyrite": ["Cu", "Fe", "S"]},
     },
     "W": {
         "elements": ["W", "Mo", "Sn", "Bi", "As", "Cu", "F", "Be", "Li", "Rb", "Zn", "Ag"],
         "source": "W skarn and greisen systems: Meinert et al. 2005 (Econ. Geol. 100th Anniv. Vol.); Černý et al. 2005",
+        "ore_minerals": {"scheelite": ["W", "Ca"], "wolframite": ["W", "Fe", "Mn"], "cassiterite": ["Sn"]},
     },
     "Li": {
         # Low K/Rb marks fractionated pegmatite; it is read through Rb's enrichment, since the readouts
         # count enrichment only (K itself is not enriched).
         "elements": ["Li", "Cs", "Ta", "Nb", "Rb", "Be", "Sn", "B", "F", "Ga", "Tl"],
         "source": "LCT pegmatites: Černý & Ercit 2005 (Can. Mineral. 43); Bradley et al. 2017 (USGS PP 1802-K)",
+        "ore_minerals": {"spodumene, petalite": ["Li", "Al", "Si"], "lepidolite": ["K", "Li", "Al", "Si", "F"],
+                         "amblygonite-montebrasite": ["Li", "Na", "Al", "P", "F"],
+                         "triphylite-lithiophilite": ["Li", "Fe", "Mn", "P"], "columbite-tantalite": ["Nb", "Ta", "Fe",
+                                                                                                     "Mn"]},
     },
     "Pb-Zn": {
         "elements": ["Pb", "Zn", "Ag", "Cd", "Mn", "Ba", "Tl", "As", "Sb", "Hg", "Cu", "Fe", "S"],
         "source": "sediment-hosted Pb-Zn (SEDEX/MVT) halos: Large & McGoldrick 1998 (J. Geochem. Explor. 63); "
                   "Leach et al. 2005 (Econ. Geol. 100th Anniv. Vol.)",
+        "ore_minerals": {"galena": ["Pb", "S"], "sphalerite": ["Zn", "Fe", "S"], "pyrite": ["Fe", "S"]},
     },
 }
 PATHFINDER_ALIASES = {"gold": "Au", "copper": "Cu", "nickel": "Ni", "tungsten": "W", "lithium": "Li",
@@ -95,6 +106,17 @@ def pathfinder_elements(commodity: str) -> list[str]:
 def commodity_elements(commodity: str) -> list[str]:
     """The element(s) the commodity is assayed as: ``Au`` -> [Au]; ``Pb-Zn`` -> [Pb, Zn]."""
     return commodity_key(commodity).split("-")
+
+
+def ore_mineral_elements(commodity: str) -> list[str]:
+    """Elements that the commodity's own ore minerals are made of (spodumene LiAlSi2O6 -> Li, Al, Si ...).
+
+    In a sample of the ore host (a pegmatite rock chip, a gossan) these rise with the ore itself, so a
+    background predicted from them explains the deposit away; the transformer hides them from a sample's
+    own input together with the suite (``PATHFINDERS[...]["ore_minerals"]``: mineral -> constituents).
+    """
+    minerals = PATHFINDERS[commodity_key(commodity)].get("ore_minerals", {})
+    return list(dict.fromkeys(el for constituents in minerals.values() for el in constituents))
 
 
 def commodity_suite(commodity: str, pathfinders: list[str] | None = None,

@@ -50,13 +50,17 @@ class PreparedSamples:
     xy: np.ndarray              # (n, 2) float64, metres in the work CRS
     elements: list[str]         # feature names (element symbols; ilr_k for ILR)
     imputed: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))  # (n, p_elements)
+    # (n, p_elements): never assayed (a subset of ``imputed``, which also holds below-detection values); such a
+    # value carries no evidence, and the commodity readouts do not count it as enrichment
+    not_assayed: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
 
     def __len__(self) -> int:
         return len(self.values)
 
     def subset(self, index: np.ndarray) -> PreparedSamples:
         imputed = self.imputed[index] if self.imputed.size else self.imputed
-        return PreparedSamples(self.values[index], self.xy[index], list(self.elements), imputed)
+        not_assayed = self.not_assayed[index] if self.not_assayed.size else self.not_assayed
+        return PreparedSamples(self.values[index], self.xy[index], list(self.elements), imputed, not_assayed)
 
 
 class Preprocessor:
@@ -156,9 +160,10 @@ class Preprocessor:
             InvalidInputError: a column the fitted elements need is missing.
         """
         self._check_fitted()
-        raw, imputed, _ = self._impute(table, Path(table.source).name)
+        raw, imputed, not_assayed = self._impute(table, Path(table.source).name)
         features = (transforms.apply(self.transform_name, raw) - self.center_) / self.scale_
-        return PreparedSamples(features.astype(np.float32), table.xy.astype(np.float64), self.feature_names_, imputed)
+        return PreparedSamples(features.astype(np.float32), table.xy.astype(np.float64), self.feature_names_, imputed,
+                               not_assayed)
 
     def fit_transform(self, table: SampleTable) -> PreparedSamples:
         return self.fit(table).transform(table)

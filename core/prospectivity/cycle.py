@@ -56,14 +56,20 @@ from core.prospectivity.stack import (
     load_evidence,
     place_points,
 )
-from core.prospectivity.validation import BlockedFolds, CrossValidation, blocked_folds, cross_validate
+from core.prospectivity.validation import (
+    BlockedFolds,
+    CrossValidation,
+    blocked_folds,
+    capture_area_shares,
+    cross_validate,
+)
 
 EVIDENCE_ALONE = "evidence alone (teacher)"
 UNLABELLED_GROUND = (
     "Unlabelled ground is assumed to be as prospective as the evidence (teacher) says: the soft loss holds "
-    "every unlabelled cell at the teacher's value, and the residual student departs from it only where labels "
-    "disagree. Deposits alone are positives only; the geologist's 0 answers (queries labelled 0) are the "
-    "negatives."
+    "every unlabelled cell at the teacher's value, and the residual student departs from it only where the "
+    "other bands tell positives (deposits, yes answers) apart. A 0 answer is not learnt as a rule: it sets the "
+    "map to 0 on the ground it covers (--oracle-radius cells around it) and moves nothing else."
 )
 
 
@@ -77,6 +83,7 @@ class CycleSettings:
     k: int = 5
     query_spacing: int = 5
     oracle_radius: int = 1
+    hidden_deposits: float = 0.0  # unattended cycles: share of the deposits not given as labels, known to the oracle
     deposits_as_labels: bool = True
     folds: int = 5  # 0 = no cross-validation
     cv_block: int | None = None
@@ -88,6 +95,8 @@ class CycleSettings:
     def __post_init__(self) -> None:
         if self.cycles < 0 or self.k < 0 or self.query_spacing < 1 or self.oracle_radius < 0:
             raise InvalidInputError("--cycles, --k and --oracle-radius must be >= 0, --query-spacing >= 1")
+        if not 0.0 <= self.hidden_deposits < 1.0:
+            raise InvalidInputError(f"--hide-deposits must be in [0, 1), got {self.hidden_deposits}")
         if self.folds == 1 or self.folds < 0:
             raise InvalidInputError("--folds must be 0 (no cross-validation) or at least 2")
         if self.classes not in ("area", "pa"):
@@ -115,8 +124,21 @@ class CycleInputs:
         return (self.previous.get("cycle", 0) + 1) if self.previous else 1
 
 
-def teacher_scores(stack: EvidenceStack, spec: str, method: str) -> tuple[np.ndarray, list[str]]:
-    """P(prospective) per valid cell from the teacher band(s): normalised, averaged."""
+BEST_BAND = "best"  # --teacher best: the band that ranks the (training) deposits highest
+
+
+def teacher_scores(stack: EvidenceStack, spec: str, method: str,
+                   deposit_cells: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """P(prospective) per valid cell from the teacher band(s): normalised, averaged.
+
+    ``spec`` ``"best"``: the one band whose ranking puts ``deposit_cells``
+    highest (:func:`best_band`); cross-validation passes each fold's training
+    deposits, so the choice never sees a held-out deposit.
+    """
+    if spec.strip() == BEST_BAND:
+        if deposit_cells is None or len(deposit_cells) == 0:
+            raise InvalidInputError("--teacher best needs deposits on the grid to choose the band")
+        spec = str(best_band(stack, method, deposit_cells) + 1)
     names = []
     parts = []
     for item in (s.strip() for s in spec.split(",") if s.strip()):
@@ -135,6 +157,15 @@ def teacher_scores(stack: EvidenceStack, spec: str, method: str) -> tuple[np.nda
     return np.mean(parts, axis=0), names
 
 
+def best_band(stack: EvidenceStack, method: str, deposit_cells: np.ndarray) -> int:
+    """Index of the band whose ranking puts the deposits highest: the smallest mean share of the area at or
+    above a deposit (the success-rate curve's whole area, steadier on a few deposits than one cut-off); the
+    first band on ties."""
+    means = [capture_area_shares(normalise_scores(stack.band_values(i), method), deposit_cells).mean()
+             for i in range(len(stack.band_names))]
+    return int(np.argmin(np.round(means, 12)))
+
+
 def read_inputs(
     evidence: Sequence[str | os.PathLike],
     deposits: str | os.PathLike,
@@ -148,11 +179,6 @@ def read_inputs(
     """Read the evidence rasters, the deposits, the labels so far and the high-confidence anomalies."""
     progress = progress or SilentProgress()
     stack = load_evidence(evidence)
-    teacher, teacher_bands = teacher_scores(stack, settings.teacher, settings.normalise)
-    progress.log(
-        f"{len(stack.band_names)} evidence band(s) ({', '.join(stack.band_names)}) on a "
-        f"{stack.shape[0]} x {stack.shape[1]} grid, {stack.n_cells} valid cells; teacher: {', '.join(teacher_bands)}"
-    )
     placed = place_points(stack, read_deposits(deposits, stack.rasters.crs, crs=deposits_crs))
     progress.log(placed.describe("deposits"))
     if placed.n_outside_grid or placed.n_on_nodata:
@@ -166,6 +192,12 @@ def read_inputs(
             f"evidence grid ({placed.n_outside_grid} outside it, {placed.n_on_nodata} on nodata); "
             "check the deposits' CRS (--deposits-crs) and the rasters' extent"
         )
+    teacher, teacher_bands = teacher_scores(stack, settings.teacher, settings.normalise, placed.flat)
+    progress.log(
+        f"{len(stack.band_names)} evidence band(s) ({', '.join(stack.band_names)}) on a "
+        f"{stack.shape[0]} x {stack.shape[1]} grid, {stack.n_cells} valid cells; teacher: {', '.join(teacher_bands)}"
+        + (" (the band that ranks the deposits highest)" if settings.teacher.strip() == BEST_BAND else "")
+    )
     pool, previous = _read_pool(stack, labels, label_field, anomaly_cells, progress)
     return CycleInputs(stack, teacher, teacher_bands, placed, pool, previous)
 
@@ -211,25 +243,30 @@ def _read_pool(stack: EvidenceStack, labels, label_field: str, anomaly_cells, pr
     return pool, previous
 
 
-def student_features(inputs: CycleInputs, settings: CycleSettings) -> np.ndarray:
+def student_features(stack: EvidenceStack, teacher_bands: list[str], settings: CycleSettings) -> np.ndarray:
     """What the student reads: a residual student the bands other than the teacher's (it has the teacher's
     logit already, and must not reorder cells by the teacher's own values); a free student every band."""
-    features = inputs.stack.features()
+    features = stack.features()
     if settings.kdal.student != "residual":
         return features
-    others = [i for i, name in enumerate(inputs.stack.band_names) if name not in inputs.teacher_bands]
+    others = [i for i, name in enumerate(stack.band_names) if name not in teacher_bands]
     return features[:, others]
 
 
 def fit_map(inputs: CycleInputs, settings: CycleSettings, deposit_cells: np.ndarray | None = None,
             closed: np.ndarray | None = None) -> CycleResult:
-    """The KDAL map on these inputs; cross-validation passes a fold's training deposits and closed area."""
+    """The KDAL map on these inputs; cross-validation passes a fold's training deposits and closed area
+    (with ``--teacher best`` the fold's teacher is chosen on its training deposits)."""
     stack = inputs.stack
+    teacher, teacher_bands = inputs.teacher, inputs.teacher_bands
+    if deposit_cells is not None and settings.teacher.strip() == BEST_BAND:
+        teacher, teacher_bands = teacher_scores(stack, BEST_BAND, settings.normalise, deposit_cells)
     return fit_kdal_map(
-        student_features(inputs, settings), inputs.teacher, stack.cell_rows, stack.cell_cols,
+        student_features(stack, teacher_bands, settings), teacher, stack.cell_rows, stack.cell_cols,
         inputs.deposit_cells if deposit_cells is None else deposit_cells,
         pool=inputs.pool, closed=closed, cycles=settings.cycles, k=settings.k, spacing=settings.query_spacing,
         oracle_radius=settings.oracle_radius, deposits_as_labels=settings.deposits_as_labels, config=settings.kdal,
+        hidden_share=settings.hidden_deposits,
     )
 
 

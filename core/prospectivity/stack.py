@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from core.errors import InvalidInputError
-from core.io.rasters import RasterStack, cells_of, read_raster_stack
+from core.io.rasters import RasterStack, cells_of, raster_grid, read_raster_stack
 
 
 @dataclass
@@ -83,14 +84,89 @@ class EvidenceStack:
         return np.column_stack([xs, ys])
 
 
+RUN_MAP_COLUMN = "anomaly_score"  # a detect run's map in its scored samples (with --commodity: commodity-aware)
+POINT_SUFFIXES = {".csv", ".txt", ".gpkg", ".shp", ".geojson", ".json"}
+EVIDENCE_SPACING_RULE = "area"  # scored samples are gridded by the survey's area spacing (core.grid.spacing)
+
+
 def load_evidence(paths: Sequence[str | os.PathLike]) -> EvidenceStack:
-    """Read the evidence rasters; they must share one grid (CRS, cell size, extent)."""
+    """Read the evidence; rasters must share one grid (CRS, cell size, extent).
+
+    Besides rasters, an entry may be a ``detect`` run folder or its scored
+    samples (``scores.gpkg``/``.csv``): the run's map (``anomaly_score``,
+    the commodity-aware map when the run had ``--commodity``) is gridded
+    with the ``grid`` command's IDW (:func:`grid_run_map`), on the first
+    raster's grid when there is one, else by the survey's area spacing.
+    """
     if not paths:
         raise InvalidInputError("give at least one evidence raster (--evidence)")
-    rasters = read_raster_stack([Path(p) for p in paths])
+    paths = [Path(p) for p in paths]
+    scored = [p for p in paths if p.is_dir() or p.suffix.lower() in POINT_SUFFIXES]
+    rasters_in = [p for p in paths if p not in scored]
+    if not scored:
+        rasters = read_raster_stack(rasters_in)
+    else:
+        like = raster_grid(rasters_in[0]) if rasters_in else None
+        gridded = {p: grid_run_map(p, like) for p in scored}
+        first = next(iter(gridded.values()))
+        others = read_raster_stack(rasters_in) if rasters_in else None
+        values, names = [], []
+        for path in paths:  # the bands in the order given; the rasters together, where the first one was
+            if path in gridded:
+                values.append(gridded[path].array)
+                names += gridded[path].band_names
+            elif path == rasters_in[0]:
+                values.append(others.values)
+                names += others.band_names
+        stacked = np.concatenate(values, axis=0)
+        rasters = RasterStack(stacked, first.transform, first.crs, names, np.isfinite(stacked).all(axis=0),
+                              [str(p) for p in paths])
     if rasters.crs is None:
         raise InvalidInputError(f"{rasters.paths[0]} has no CRS; the deposits cannot be placed on it")
     return EvidenceStack(rasters)
+
+
+def scored_samples_file(path: str | os.PathLike) -> Path:
+    """The scored samples of a ``detect`` run folder (``scores.gpkg``, else ``scores.csv``), or the file itself."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    for name in ("scores.gpkg", "scores.csv"):
+        if (path / name).is_file():
+            return path / name
+    raise InvalidInputError(f"{path} is a folder but not a detect run: it holds no scores.gpkg or scores.csv")
+
+
+def _run_samples_crs(source: Path) -> str | None:
+    """The samples' CRS from the detect run's ``run.json`` beside a scores CSV (a CSV carries none)."""
+    import json
+
+    record = source.parent / "run.json"
+    if source.suffix.lower() != ".csv" or not record.is_file():
+        return None
+    try:
+        return (json.loads(record.read_text()).get("samples") or {}).get("crs")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def grid_run_map(path: str | os.PathLike, like=None):
+    """A detect run's map (``anomaly_score`` of its scored samples) gridded by IDW, as one band.
+
+    ``like``: the grid to lay it on (:func:`core.io.rasters.raster_grid`);
+    otherwise the grid follows the survey's area spacing, so that ground
+    between clusters of samples (and the deposits there) stays on the map.
+    """
+    from core.grid.idw import grid_samples
+    from core.io.samples import read_samples
+
+    source = scored_samples_file(path)
+    table = read_samples(source, crs=_run_samples_crs(source), work_crs=like.crs.to_wkt() if like is not None else None)
+    if RUN_MAP_COLUMN not in table.frame.columns:
+        raise InvalidInputError(f"{source.name}: no {RUN_MAP_COLUMN} column; give a detect run's scored samples")
+    values = pd.to_numeric(table.frame[RUN_MAP_COLUMN], errors="coerce").to_numpy(dtype=float)
+    return grid_samples(table.xy, values, band_names=[RUN_MAP_COLUMN], crs=table.work_crs, like=like,
+                        spacing_rule=EVIDENCE_SPACING_RULE)
 
 
 @dataclass

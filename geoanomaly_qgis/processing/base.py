@@ -317,23 +317,34 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(exc)) from None
 
     # -- parameter helpers ------------------------------------------------------
-    def add_commodity_parameter(self) -> None:
-        """The first question: which commodity the map is for (the project's last answer is the default)."""
+    def add_commodity_parameter(self, unset: str = "",
+                                help_text: str = "The map reads enrichment of this commodity and its pathfinders, and "
+                                            "is compared with the commodity's own assay map and a pathfinder "
+                                            "index. None: any unusual chemistry.") -> None:
+        """The first question: which commodity the map is for (the project's last answer is the default).
+
+        ``unset`` names the first choice, the one that passes no ``--commodity`` (default: commodity-blind).
+        """
         remembered = QgsProject.instance().readEntry(PROJECT_SCOPE, self.COMMODITY.lower(), "")[0]
         default = COMMODITIES.index(remembered) + 1 if remembered in COMMODITIES else 0
         param = QgsProcessingParameterEnum(
-            self.COMMODITY, self.tr("Commodity explored for"), [COMMODITY_BLIND] + COMMODITIES, False, default, True)
-        param.setHelp("The map reads enrichment of this commodity and its pathfinders, and is compared with the "
-                      "commodity's own assay map and a pathfinder index. None: any unusual chemistry.")
+            self.COMMODITY, self.tr("Commodity explored for"), [unset or COMMODITY_BLIND] + COMMODITIES, False,
+            default, True)
+        param.setHelp(help_text)
         self.addParameter(param)
 
     def commodity_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
-        """``--commodity X`` (none when commodity-blind); remembers the answer in the project."""
+        """``--commodity X`` (none for the first choice); remembers a chosen commodity in the project.
+
+        The first choice is remembered as "none" only where it means commodity-blind: elsewhere (a saved
+        model's own commodity) it says nothing about what the project explores for.
+        """
         index = self.parameterAsEnum(parameters, self.COMMODITY, context) if parameters.get(self.COMMODITY) \
             not in (None, "") else 0
         chosen = COMMODITIES[index - 1] if index > 0 else ""
-        project = context.project() or QgsProject.instance()
-        project.writeEntry(PROJECT_SCOPE, self.COMMODITY.lower(), chosen)
+        if chosen or self.parameterDefinition(self.COMMODITY).options()[0] == COMMODITY_BLIND:
+            project = context.project() or QgsProject.instance()
+            project.writeEntry(PROJECT_SCOPE, self.COMMODITY.lower(), chosen)
         return ["--commodity", chosen] if chosen else []
 
     def add_samples_parameters(self, elements: bool = True,

@@ -17,6 +17,10 @@ class GridSamples(EngineAlgorithm):
     HELP = (
         "Interpolates sample values onto a regular grid: one band per field, named after the field, in a "
         "projected CRS in metres (samples in degrees are reprojected).<br><br>"
+        "<b>Commodity</b>: what you explore for. With no fields chosen, the grid holds the elements the "
+        "anomaly models read, in concentrations, and the commodity and its pathfinders are kept whatever their "
+        "detection limits (below-limit values imputed): the raster stack for Geo-Hgan. Chosen fields are "
+        "gridded as they are.<br>"
         "<b>Fields</b>: leave empty to grid every numeric field ending in _ppm, _ppb or _pct. "
         "<b>Cell size</b>: empty lets the engine choose it from the sample spacing. "
         "<b>Template raster</b> (advanced): the grid takes that raster's cells, extent and CRS, so it lines up "
@@ -26,6 +30,9 @@ class GridSamples(EngineAlgorithm):
     GRID = "GRID"
 
     def define_parameters(self) -> None:
+        self.add_commodity_parameter(help_text="With no fields chosen, the commodity and its pathfinders are kept "
+                                               "in the grid whatever their detection limits. Chosen fields are "
+                                               "gridded as they are.")
         self.add_samples_parameters(elements_help="Fields to grid (none chosen: every numeric field ending in "
                                                   "_ppm, _ppb or _pct)")
         self.add_cell_parameter()
@@ -35,7 +42,18 @@ class GridSamples(EngineAlgorithm):
 
     def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
         samples, fields = self.prepare_samples(parameters, context, feedback, run)
-        return ["--samples", str(samples), "--fields", ",".join(fields), *self.cell_arguments(parameters, context),
+        commodity = self.commodity_arguments(parameters, context)
+        chosen = self.parameterAsFields(parameters, self.ELEMENTS, context)
+        if commodity and not chosen:
+            # The engine picks the elements, keeping the commodity's suite whatever its detection limits;
+            # values stay concentrations (below-limit ones imputed), as without a commodity.
+            what = [*commodity, "--transform", "none", "--scaling", "none"]
+        else:
+            if commodity:
+                feedback.pushInfo(f"Fields chosen: they are gridded as they are; the commodity ({commodity[1]}) "
+                                  "decides the elements only when no fields are chosen.")
+            what = ["--fields", ",".join(fields)]
+        return ["--samples", str(samples), *what, *self.cell_arguments(parameters, context),
                 *self.like_arguments(parameters, context)]
 
     def collect_outputs(self, parameters, context, feedback, run) -> dict:

@@ -49,7 +49,9 @@ class ProspectivityActiveLearning(EngineAlgorithm):
         "Turns anomaly rasters into a prospectivity map (0-1) step by step with you: "
         "the first evidence raster's anomaly scores teach a small classifier, the known deposits and your "
         "labels correct it, and it proposes the <b>K places it is least sure about</b> for you to check.<br><br>"
-        "<b>Evidence rasters</b>: on one grid (same CRS, cell size and extent); the first is the anomaly map.<br>"
+        "<b>Evidence rasters</b>: on one grid (same CRS, cell size and extent); the first is the anomaly map. "
+        "A commodity anomaly map from <i>Samples → anomalies</i> is offered first; a run's map is gridded again "
+        "from its samples, so that the ground between sample clusters stays on the map.<br>"
         "<b>Labels</b>: after a cycle, the query points appear as a layer with an empty <i>label</i> field. "
         "Enter 1 (prospective) or 0 (background) for the places you checked, save the edits, and choose that "
         "layer here for the next cycle; labels from earlier cycles are carried over.<br>"
@@ -79,7 +81,7 @@ class ProspectivityActiveLearning(EngineAlgorithm):
     def define_parameters(self) -> None:
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.EVIDENCE, self.tr("Evidence rasters (one grid; the first is the anomaly map)"),
-            QgsProcessing.TypeRaster))
+            QgsProcessing.TypeRaster, run_map_layers()[:1] or None))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.DEPOSITS, self.tr("Known deposits (point layer)"), [QgsProcessing.TypeVectorPoint],
             likely_deposits_layer()))
@@ -131,7 +133,19 @@ class ProspectivityActiveLearning(EngineAlgorithm):
             raise QgsProcessingException("Choose at least one evidence raster (the anomaly map first).")
         argv: list[str] = []
         for layer in rasters:
-            argv += ["--evidence", layer_checks.raster_file(layer, "evidence layer")]
+            run_folder = detect_run_folder(layer.source())
+            if run_folder is None:
+                argv += ["--evidence", layer_checks.raster_file(layer, "evidence layer")]
+                continue
+            # The run's own samples, gridded again by the engine: on clustered surveys the run's raster leaves
+            # the ground between sample clusters (and deposits there) off the map.
+            commodity = (read_json(run_folder / "run.json") or {}).get("commodity") or {}
+            feedback.pushInfo(f"Evidence: the anomaly map of the run in {run_folder.name} ("
+                              + (f"{commodity.get('name')} and its pathfinders" if commodity else
+                                 "any unusual chemistry, not one commodity")
+                              + "), gridded from its samples so that the ground between sample clusters stays "
+                                "on the map.")
+            argv += ["--evidence", str(run_folder)]
         grid_crs = rasters[0].crs()
         deposits = self.prepare_deposits(parameters, context, feedback, run, target_crs=grid_crs)
         if deposits is None:
@@ -212,6 +226,31 @@ class ProspectivityActiveLearning(EngineAlgorithm):
 
     def run_label(self, parameters, context) -> str:
         return "prospectivity"
+
+
+def detect_run_folder(source: str) -> Path | None:
+    """The detect run folder whose map (``anomaly_score.tif``, beside its run.json and scored samples) ``source`` is."""
+    path = Path(str(source).split("|")[0])
+    folder = path.parent
+    if path.name != "anomaly_score.tif" or not (folder / "scores.gpkg").is_file():
+        return None
+    return folder if (read_json(folder / "run.json") or {}).get("command") == "detect" else None
+
+
+def run_map_layers() -> list[str]:
+    """Ids of the project's rasters that are a detect run's map: commodity-aware runs first, then the newest.
+
+    The first is the prospectivity algorithm's default evidence: the run's commodity-aware map.
+    """
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    found = []
+    for layer in QgsProject.instance().mapLayers().values():
+        folder = detect_run_folder(layer.source()) if isinstance(layer, QgsRasterLayer) else None
+        if folder is not None:
+            record = read_json(folder / "run.json") or {}
+            found.append((record.get("commodity") is not None, str(record.get("started", "")), layer.id()))
+    return [layer_id for *_, layer_id in sorted(found, reverse=True)]
 
 
 def write_figures_page(out: Path, record: dict) -> str:

@@ -12,7 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qgis.core import QgsProcessingLayerPostProcessorInterface, QgsRasterLayer, QgsVectorLayer
+from qgis.core import (
+    QgsLayerTreeGroup,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProject,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
 
 from .. import styling
 
@@ -85,3 +91,28 @@ class ResultLayerLoader(QgsProcessingLayerPostProcessorInterface):
             # removed from the project by QGIS (its layer-tree bridge), and the layer would vanish.
             group.insertChildNode(position if position < index else position + 1, node.clone())
             group.removeChildNode(node)
+
+
+def run_record(group: QgsLayerTreeGroup) -> dict | None:
+    """The run a layer group holds (``command``: the engine argv, ``out_dir``), or None for other groups."""
+    try:
+        record = json.loads(group.customProperty(RUN_PROPERTY) or "")
+    except (TypeError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def newest_run_output(project: QgsProject, command: str, name: str) -> Path | None:
+    """``name`` in the output folder of the project's newest ``command`` run that still has it, else None.
+
+    Used to pre-fill a dialog with what the geologist just made (a detect run's model folder, its map).
+    """
+    found = []
+    for group in project.layerTreeRoot().findGroups(True):
+        record = run_record(group) or {}
+        argv = record.get("command") or []
+        if argv and argv[0] == command and record.get("out_dir"):
+            path = Path(record["out_dir"]) / name
+            if path.exists():
+                found.append(path)
+    return max(found, key=lambda path: path.stat().st_mtime) if found else None

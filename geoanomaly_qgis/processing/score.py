@@ -8,9 +8,13 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterFile,
+    QgsProject,
 )
 
 from .base import EngineAlgorithm, read_json
+from .results import newest_run_output
+
+MODEL_COMMODITY = "As the model was trained (its own commodity, or none)"
 
 
 class ScoreNewSamples(EngineAlgorithm):
@@ -24,17 +28,26 @@ class ScoreNewSamples(EngineAlgorithm):
         "Applies a detector trained by <b>Samples → anomalies</b> to new samples (a new survey, infill "
         "samples) without training again: the same elements, transform, scaling and detector.<br><br>"
         "<b>Model folder</b>: the <i>model</i> folder inside that run's output folder. The new samples need "
-        "the model's element fields (same names)."
+        "the model's element fields (same names).<br>"
+        "<b>Commodity</b>: the model's own commodity unless you choose another; with a commodity the scores "
+        "include its suite's enrichment and halo readouts and are compared with the commodity's own assay "
+        "map and a pathfinder index."
     )
 
     MODEL = "MODEL"
     SCORES = "SCORES"
 
     def define_parameters(self) -> None:
+        self.add_commodity_parameter(
+            unset=MODEL_COMMODITY,
+            help_text="The commodity whose enrichment and halos the scores read; the first choice keeps the one "
+                      "the model was trained for.")
         self.add_samples_parameters(elements=False)
+        # Pre-filled with the model of the project's newest Samples → anomalies run.
+        newest = newest_run_output(QgsProject.instance(), "detect", "model")
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("Model folder (the 'model' folder of a Samples → anomalies run)"),
-            QgsProcessingParameterFile.Folder))
+            QgsProcessingParameterFile.Folder, defaultValue=str(newest) if newest else None))
         self.add_output_folder()
         self.addOutput(QgsProcessingOutputVectorLayer(self.SCORES, self.tr("Scored samples")))
 
@@ -52,7 +65,8 @@ class ScoreNewSamples(EngineAlgorithm):
 
     def engine_arguments(self, parameters, context, feedback, run) -> list[str]:
         samples, _ = self.prepare_samples(parameters, context, feedback, run)
-        return ["--model", self.parameterAsFile(parameters, self.MODEL, context), "--samples", str(samples)]
+        return ["--model", self.parameterAsFile(parameters, self.MODEL, context), "--samples", str(samples),
+                *self.commodity_arguments(parameters, context)]
 
     def collect_outputs(self, parameters, context, feedback, run) -> dict:
         scores = run.out_dir / "scores.gpkg"

@@ -29,7 +29,7 @@ import torch
 from core.anomaly.geohgan.dataset import DEFAULT_MIN_VALID, TileDataset, TileSampleDataset
 from core.anomaly.geohgan.model import GeoHganNetworks
 from core.anomaly.geohgan.normalise import BandNormaliser
-from core.anomaly.geohgan.scoring import SCORE_NAMES, RowWriter, score_raster
+from core.anomaly.geohgan.scoring import SCORE_NAMES, RowWriter, residual_raster, score_raster
 from core.anomaly.geohgan.trainer import TrainingSchedule, train_step1, train_step1_epochs, train_step2
 from core.device import cpu_threads, describe_device, resolve_device
 from core.errors import InvalidInputError, NotFittedError
@@ -169,19 +169,9 @@ class GeoHganDetector:
             NotFittedError: ``fit`` (or ``load``) has not been called.
             InvalidInputError: the raster has another number of bands than the model was fitted on.
         """
-        self._check_fitted()
-        values, valid = check_raster(values, valid, None, need_bands=len(self.normaliser_.low_))
-        out = np.full((len(SCORE_NAMES), *values.shape[1:]), np.nan, dtype=np.float32)
-
-        def read_rows(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-            return self.normaliser_.apply(values[:, start:stop], valid[start:stop]), valid[start:stop]
-
-        def write_rows(start: int, scores: np.ndarray) -> None:
-            out[:, start:start + scores.shape[1]] = scores
-
-        self.score_windows(read_rows, write_rows, values.shape[1], values.shape[2],
-                           window_rows or values.shape[1], progress)
-        return out
+        return self._in_windows(values, valid, len(SCORE_NAMES), window_rows,
+                                lambda read, write, rows, cols, n: self.score_windows(read, write, rows, cols, n,
+                                                                                      progress))
 
     def score_windows(self, read_rows, write_rows: RowWriter, rows: int, cols: int, window_rows: int = 512,
                       progress: Progress | None = None) -> None:
@@ -200,6 +190,50 @@ class GeoHganDetector:
             score_raster(self.networks_, read_rows, write_rows, rows, cols, cfg.tile,
                          cfg.score_stride or cfg.stride, cfg.kappa, device, cfg.min_valid, window_rows=window_rows,
                          on_progress=lambda f: progress.update(f, "scoring tiles"))
+
+    def band_residuals(self, values: np.ndarray, bands: list[int], valid: np.ndarray | None = None,
+                       window_rows: int | None = None) -> np.ndarray:
+        """Per-cell reconstruction residuals (len(bands), rows, cols) float32 of the chosen band indices.
+
+        ``x - G(E(x))`` in the model's normalised band units, each cell the
+        mean over the tiles covering it; positive = more than the model
+        reconstructs from the surrounding pattern. NaN on nodata.
+        """
+        return self._in_windows(values, valid, len(bands), window_rows,
+                                lambda read, write, rows, cols, n: self.residual_windows(read, write, rows, cols,
+                                                                                         bands, n))
+
+    def _in_windows(self, values: np.ndarray, valid: np.ndarray | None, channels: int, window_rows: int | None,
+                    run_windows) -> np.ndarray:
+        """An in-memory raster through a windowed pass ``run_windows(read, write, rows, cols, window_rows)``."""
+        self._check_fitted()
+        values, valid = check_raster(values, valid, None, need_bands=len(self.normaliser_.low_))
+        out = np.full((channels, *values.shape[1:]), np.nan, dtype=np.float32)
+
+        def read_rows(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+            return self.normaliser_.apply(values[:, start:stop], valid[start:stop]), valid[start:stop]
+
+        def write_rows(start: int, rows: np.ndarray) -> None:
+            out[:, start:start + rows.shape[1]] = rows
+
+        run_windows(read_rows, write_rows, values.shape[1], values.shape[2], window_rows or values.shape[1])
+        return out
+
+    def residual_windows(self, read_rows, write_rows: RowWriter, rows: int, cols: int, bands: list[int],
+                         window_rows: int = 512, progress: Progress | None = None) -> None:
+        """:meth:`band_residuals` on a raster read in windows of rows (as :meth:`score_windows`)."""
+        self._check_fitted()
+        cfg = self.config
+        n_bands = len(self.normaliser_.low_)
+        if not bands or min(bands) < 0 or max(bands) >= n_bands:
+            raise InvalidInputError(f"band indices must be in 0..{n_bands - 1}, got {bands}")
+        device = getattr(self, "device_", None) or resolve_device(self.device)
+        self.networks_.to(device).eval()
+        progress = progress or SilentProgress()
+        with cpu_threads(device, self.threads):
+            residual_raster(self.networks_, read_rows, write_rows, rows, cols, cfg.tile,
+                            cfg.score_stride or cfg.stride, list(bands), device, cfg.min_valid,
+                            window_rows=window_rows, on_progress=lambda f: progress.update(f, "band residuals"))
 
     def normalise_rows(self, values: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Raw (bands, n, cols) rows -> the normalised rows and their valid mask (for :meth:`score_windows`)."""

@@ -1,4 +1,4 @@
-"""Geo-Hgan's three anomaly scores, per tile and per cell, whole-raster or in windows of rows.
+"""Geo-Hgan's three anomaly scores and its per-band residuals, per tile and per cell, whole-raster or in windows.
 
 Per tile x with valid-cell mask m (higher = more anomalous):
 
@@ -14,6 +14,11 @@ Each valid cell gets the mean score of the tiles covering it. Tiles with at
 least ``min_valid`` valid cells are used where they exist; cells covered only
 by sparser tiles (at the survey's edge) get the mean of those instead, so every
 valid cell has a score. Nodata cells get NaN.
+
+The per-band reconstruction residuals ``x - x_hat`` (normalised band units,
+positive = the cell holds more than the model reconstructs) are averaged over
+the tiles covering each cell in the same way (:func:`residual_raster`): they
+are what the commodity readout reads, one band per suite element.
 
 Windowed scoring reads the raster a block of tile rows at a time and writes
 each row as soon as every tile covering it is scored: memory is bounded by the
@@ -72,6 +77,14 @@ def score_tiles(networks: GeoHganNetworks, normalised: np.ndarray, valid: np.nda
     return out
 
 
+@torch.no_grad()
+def tile_residuals(networks: GeoHganNetworks, tiles: torch.Tensor, masks: torch.Tensor,
+                   bands: torch.Tensor) -> torch.Tensor:
+    """(n, len(bands), tile, tile) residuals ``x - G(E(x))`` of the chosen bands; 0 on nodata cells."""
+    reconstruction = with_nodata_from(networks.generator(networks.encoder(tiles)), tiles, masks)
+    return (tiles - reconstruction)[:, bands]
+
+
 def score_raster(networks: GeoHganNetworks, read_rows: RowReader, write_rows: RowWriter, rows: int, cols: int,
                  tile: int, stride: int, kappa: float, device: torch.device, min_valid: float,
                  window_rows: int = 512, batch: int = 1024,
@@ -80,6 +93,44 @@ def score_raster(networks: GeoHganNetworks, read_rows: RowReader, write_rows: Ro
 
     ``window_rows >= rows`` scores the whole raster in one go.
     """
+    def scores(normalised: np.ndarray, valid: np.ndarray, origins: np.ndarray) -> np.ndarray:
+        per_tile = score_tiles(networks, normalised, valid, origins, tile, kappa, device, batch)
+        return np.broadcast_to(per_tile[:, :, None, None], (*per_tile.shape, tile, tile))
+
+    _cells_from_tiles(scores, len(SCORE_NAMES), read_rows, write_rows, rows, cols, tile, stride, min_valid,
+                      window_rows, on_progress)
+
+
+def residual_raster(networks: GeoHganNetworks, read_rows: RowReader, write_rows: RowWriter, rows: int, cols: int,
+                    tile: int, stride: int, bands: list[int], device: torch.device, min_valid: float,
+                    window_rows: int = 512, batch: int = 1024,
+                    on_progress: Callable[[float], None] | None = None) -> None:
+    """Per-cell reconstruction residuals of ``bands`` (indices into the raster's bands), a window at a time.
+
+    ``write_rows`` receives (len(bands), n, cols) float32 rows, NaN on nodata.
+    """
+    chosen = torch.as_tensor(bands, dtype=torch.long, device=device)
+
+    def residuals(normalised: np.ndarray, valid: np.ndarray, origins: np.ndarray) -> np.ndarray:
+        out = np.empty((len(origins), len(bands), tile, tile), dtype=np.float64)
+        for start in range(0, len(origins), batch):
+            tiles, masks = gather_tiles(normalised, valid, origins[start:start + batch], tile)
+            out[start:start + len(tiles)] = tile_residuals(
+                networks, torch.from_numpy(tiles).to(device), torch.from_numpy(masks).to(device), chosen
+            ).double().cpu().numpy()
+        return out
+
+    _cells_from_tiles(residuals, len(bands), read_rows, write_rows, rows, cols, tile, stride, min_valid,
+                      window_rows, on_progress)
+
+
+TileValues = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (normalised, valid, origins) -> (n, C, t, t)
+
+
+def _cells_from_tiles(tile_values: TileValues, channels: int, read_rows: RowReader, write_rows: RowWriter,
+                      rows: int, cols: int, tile: int, stride: int, min_valid: float, window_rows: int,
+                      on_progress: Callable[[float], None] | None) -> None:
+    """Each valid cell's mean of ``tile_values`` over the tiles covering it, written a window of rows at a time."""
     layout = TileLayout(rows, cols, tile, stride)
     row_origins, col_origins = layout.row_origins, layout.col_origins
     per_block = max(1, (max(window_rows, tile) - tile) // stride + 1)
@@ -89,16 +140,16 @@ def score_raster(networks: GeoHganNetworks, read_rows: RowReader, write_rows: Ro
         top, bottom = int(block[0]), int(block[-1]) + tile
         start = carry.start if carry is not None else top
         normalised, valid = read_rows(top, bottom)
-        acc = _CellAccumulator(start, bottom - start, cols)
+        acc = _CellAccumulator(start, bottom - start, cols, channels)
         if carry is not None:
             acc.take(carry)
         acc.valid[top - start:] = valid
         origins = np.stack(np.meshgrid(block - top, col_origins, indexing="ij"), axis=-1).reshape(-1, 2)
         fraction = valid_fraction(valid, origins, tile)
         scored = fraction > 0
-        scores = np.full((len(origins), len(SCORE_NAMES)), np.nan)
-        scores[scored] = score_tiles(networks, normalised, valid, origins[scored], tile, kappa, device, batch)
-        acc.add(origins + [top - start, 0], scores, fraction >= min_valid, scored, tile)
+        values = np.full((len(origins), channels, tile, tile), np.nan)
+        values[scored] = tile_values(normalised, valid, origins[scored])
+        acc.add(origins + [top - start, 0], values, fraction >= min_valid, scored, tile)
         done = int(blocks[b + 1][0]) if b + 1 < len(blocks) else rows
         write_rows(start, acc.finished(done - start))
         carry = acc.remainder(done - start)
@@ -107,13 +158,13 @@ def score_raster(networks: GeoHganNetworks, read_rows: RowReader, write_rows: Ro
 
 
 class _CellAccumulator:
-    """Running sums of tile scores over a band of raster rows: well-covered tiles and all tiles apart."""
+    """Running sums of per-cell tile values over a band of raster rows: well-covered tiles and all tiles apart."""
 
-    def __init__(self, start: int, height: int, cols: int) -> None:
+    def __init__(self, start: int, height: int, cols: int, channels: int = len(SCORE_NAMES)) -> None:
         self.start = start
-        self.sum_good = np.zeros((len(SCORE_NAMES), height, cols))
+        self.sum_good = np.zeros((channels, height, cols))
         self.count_good = np.zeros((height, cols))
-        self.sum_any = np.zeros((len(SCORE_NAMES), height, cols))
+        self.sum_any = np.zeros((channels, height, cols))
         self.count_any = np.zeros((height, cols))
         self.valid = np.zeros((height, cols), dtype=bool)
 
@@ -125,19 +176,19 @@ class _CellAccumulator:
         self.count_any[:n] += other.count_any
         self.valid[:n] = other.valid
 
-    def add(self, origins: np.ndarray, scores: np.ndarray, good: np.ndarray, scored: np.ndarray, tile: int) -> None:
-        """Add each scored tile's scores to all its cells (origins relative to ``start``)."""
+    def add(self, origins: np.ndarray, values: np.ndarray, good: np.ndarray, scored: np.ndarray, tile: int) -> None:
+        """Add each scored tile's (channels, tile, tile) values to its cells (origins relative to ``start``)."""
         for keep, sums, counts in ((good, self.sum_good, self.count_good), (scored, self.sum_any, self.count_any)):
-            r, c, s = origins[keep, 0], origins[keep, 1], scores[keep].T
+            r, c, v = origins[keep, 0], origins[keep, 1], values[keep]
             # For one (dy, dx) offset, distinct tiles hit distinct cells, so plain
             # fancy-index addition is safe (no repeated index within one call).
             for dy in range(tile):
                 for dx in range(tile):
-                    sums[:, r + dy, c + dx] += s
+                    sums[:, r + dy, c + dx] += v[:, :, dy, dx].T
                     counts[r + dy, c + dx] += 1.0
 
     def finished(self, n: int) -> np.ndarray:
-        """Cell scores (3, n, cols) float32 of the first n rows; NaN on nodata cells."""
+        """Cell values (channels, n, cols) float32 of the first n rows; NaN on nodata cells."""
         good = self.count_good[:n] > 0
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(good, self.sum_good[:, :n] / self.count_good[:n],
@@ -146,7 +197,8 @@ class _CellAccumulator:
         return mean.astype(np.float32)
 
     def remainder(self, n: int) -> _CellAccumulator:
-        rest = _CellAccumulator(self.start + n, self.count_any.shape[0] - n, self.count_any.shape[1])
+        rest = _CellAccumulator(self.start + n, self.count_any.shape[0] - n, self.count_any.shape[1],
+                                self.sum_any.shape[0])
         rest.take(_Slice(self, n))
         return rest
 

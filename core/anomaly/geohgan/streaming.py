@@ -9,7 +9,8 @@ Passes over the files (each a sequence of row blocks from
    random subset of at most ``max_training_tiles`` on very large grids) cut
    out of the stream;
 3. *score*: windowed scoring (:func:`core.anomaly.geohgan.scoring.score_raster`),
-   rows read once, a halo of one tile kept between windows;
+   rows read once, a halo of one tile kept between windows; with a commodity,
+   one more such pass for the suite bands' reconstruction residuals;
 4. *features*: the normalised band values of the candidate anomaly cells and
    the mean of all valid cells, for AnomFilter.
 
@@ -117,17 +118,31 @@ def fit_files(detector: GeoHganDetector, files: RasterFiles, progress: Progress 
 def score_files(detector: GeoHganDetector, files: RasterFiles, window_rows: int = 512,
                 progress: Progress | None = None) -> np.ndarray:
     """Pass 3: cell scores (3, rows, cols) float32, NaN on nodata, reading the files once in windows."""
-    scores = np.full((len(SCORE_NAMES), files.rows, files.cols), np.nan, dtype=np.float32)
+    return _in_windows(detector, files, len(SCORE_NAMES), lambda read, write: detector.score_windows(
+        read, write, files.rows, files.cols, window_rows=window_rows, progress=progress))
+
+
+def residual_files(detector: GeoHganDetector, files: RasterFiles, bands: list[int], window_rows: int = 512,
+                   progress: Progress | None = None) -> np.ndarray:
+    """Per-cell reconstruction residuals (len(bands), rows, cols) float32 of the chosen bands, NaN on nodata,
+    reading the files once in windows (see :meth:`GeoHganDetector.band_residuals`)."""
+    return _in_windows(detector, files, len(bands), lambda read, write: detector.residual_windows(
+        read, write, files.rows, files.cols, bands, window_rows=window_rows, progress=progress))
+
+
+def _in_windows(detector: GeoHganDetector, files: RasterFiles, channels: int, run_windows) -> np.ndarray:
+    """A (channels, rows, cols) float32 array filled by a windowed pass ``run_windows(read_rows, write_rows)``."""
+    out = np.full((channels, files.rows, files.cols), np.nan, dtype=np.float32)
     reader = _RowReader(files)
 
     def read_rows(start: int, stop: int):
         return detector.normalise_rows(reader.read(start, stop))
 
     def write_rows(start: int, block: np.ndarray) -> None:
-        scores[:, start:start + block.shape[1]] = block
+        out[:, start:start + block.shape[1]] = block
 
-    detector.score_windows(read_rows, write_rows, files.rows, files.cols, window_rows=window_rows, progress=progress)
-    return scores
+    run_windows(read_rows, write_rows)
+    return out
 
 
 def cell_features(detector: GeoHganDetector, files: RasterFiles, valid: np.ndarray,

@@ -135,7 +135,10 @@ class NeighbourContextDataset:
     on the device is faster than collating Python objects.
     """
 
-    def __init__(self, values: np.ndarray, context: NeighbourContext, offset_scale_m: float, device) -> None:
+    def __init__(self, values: np.ndarray, context: NeighbourContext, offset_scale_m: float, device,
+                 hidden_in_context: np.ndarray | None = None) -> None:
+        """``hidden_in_context`` (p,) bool: elements a context sample shows as 0 (the survey's centre after
+        scaling), so a sample's neighbours lend it their lithology but not their commodity suite."""
         import torch
 
         values = np.asarray(values, dtype=np.float32)
@@ -149,6 +152,11 @@ class NeighbourContextDataset:
         self.n_samples, self.n_elements = values.shape
         self.k = context.indices.shape[1]
         self.values = torch.as_tensor(values, device=device)
+        self.context_values = self.values
+        if hidden_in_context is not None and np.any(hidden_in_context):
+            shown = values.copy()
+            shown[:, np.asarray(hidden_in_context, dtype=bool)] = 0.0
+            self.context_values = torch.as_tensor(shown, device=device)
         self.missing = torch.as_tensor(context.missing, device=device)
         self.indices = torch.as_tensor(np.where(context.missing, 0, context.indices), device=device)
         scaled = context.offsets_m / float(offset_scale_m)
@@ -166,7 +174,7 @@ class NeighbourContextDataset:
         context_rows = self.indices[query_rows]
         return (
             self.values[query_rows],
-            self.values[context_rows],
+            self.context_values[context_rows],
             self.offsets[query_rows],
             self.missing[query_rows],
         )

@@ -25,6 +25,7 @@ d model width.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -54,15 +55,40 @@ class CrossAttentionBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, query: torch.Tensor, memory: torch.Tensor, hidden: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, query: torch.Tensor, memory: torch.Tensor, hidden: torch.Tensor, need_weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         attended, weights = self.attention(
             self.norm_query(query), memory, memory, key_padding_mask=hidden,
-            need_weights=True, average_attn_weights=True,
+            need_weights=need_weights, average_attn_weights=True,
         )
         query = query + self.dropout(attended)
         query = query + self.dropout(self.feedforward(self.norm_feedforward(query)))
-        return query, weights  # weights: (B, 1, K), averaged over heads
+        return query, weights  # weights: (B, 1, K), averaged over heads; None without need_weights
+
+
+def encoder_layer(layer: nn.TransformerEncoderLayer, tokens: torch.Tensor, visible: torch.Tensor,
+                  training: bool) -> torch.Tensor:
+    """One pre-norm GELU ``nn.TransformerEncoderLayer`` (its own weights), written out.
+
+    The same computation as ``layer(tokens, src_key_padding_mask=~visible)``,
+    but one fused ``scaled_dot_product_attention`` call on views of the
+    packed projection: ``nn.MultiheadAttention`` copies the packed q/k/v and
+    merges the padding mask per call, and in eval its "fast path" was slower
+    still at this size (16 tokens of width 32). Measured on sed1: a training
+    epoch 10-20 % and scoring ~15 % cheaper in CPU time; the module (and so
+    the saved weights) is unchanged.
+    """
+    attention = layer.self_attn
+    batch, k, width = tokens.shape
+    heads = attention.num_heads
+    p = layer.dropout.p if training else 0.0
+    packed = F.linear(layer.norm1(tokens), attention.in_proj_weight, attention.in_proj_bias)
+    q, keys, values = packed.view(batch, k, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+    attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible, dropout_p=p)
+    attended = attention.out_proj(attended.transpose(1, 2).reshape(batch, k, width))
+    tokens = tokens + F.dropout(attended, p, training)
+    feedforward = layer.linear2(F.dropout(F.gelu(layer.linear1(layer.norm2(tokens))), p, training))
+    return tokens + F.dropout(feedforward, p, training)
 
 
 class ContextReconstructor(nn.Module):
@@ -86,6 +112,7 @@ class ContextReconstructor(nn.Module):
         layer = nn.TransformerEncoderLayer(
             d_model, n_heads, d_feedforward, dropout, activation="gelu", batch_first=True, norm_first=True
         )
+        # The layers hold the weights; :func:`encoder_layer` runs them.
         self.encoder = nn.TransformerEncoder(layer, n_encoder_layers, enable_nested_tensor=False)
         self.encoder_norm = nn.LayerNorm(d_model)
         self.query_embedding = nn.Parameter(torch.randn(d_model) * 0.02)
@@ -99,8 +126,8 @@ class ContextReconstructor(nn.Module):
 
     def forward(
         self, context_values: torch.Tensor, context_offsets: torch.Tensor, hidden: torch.Tensor,
-        own_values: torch.Tensor, own_hidden: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        own_values: torch.Tensor, own_hidden: torch.Tensor, need_attention: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return (prediction of every element (B, p), attention of the query over the context (B, K)).
 
         ``context_values`` (B, K, p), ``context_offsets`` (B, K, 3), ``hidden``
@@ -108,10 +135,28 @@ class ContextReconstructor(nn.Module):
         needs at least one visible token. ``own_values`` (B, p) are the query's
         own elements and ``own_hidden`` (B, p) bool marks those it must not
         see; only the predictions of hidden elements mean anything (the
-        others could be copied).
+        others could be copied). Training passes ``need_attention=False`` (no attention returned).
         """
+        memory = self.encode_context(context_values, context_offsets, hidden)
+        return self.read_context(memory, context_offsets, hidden, own_values, own_hidden, need_attention)
+
+    def encode_context(
+        self, context_values: torch.Tensor, context_offsets: torch.Tensor, hidden: torch.Tensor
+    ) -> torch.Tensor:
+        """The context tokens after the encoder (B, K, d). They do not depend on which of the query's own
+        elements are hidden, so scoring encodes a context once and reads it in every pass."""
         tokens = self.element_projection(context_values) + self.offset_encoding(context_offsets)
-        memory = self.encoder_norm(self.encoder(tokens, src_key_padding_mask=hidden))
+        visible = ~hidden[:, None, None, :]  # (B, 1, 1, K): True = may be attended to, for every head and token
+        for layer in self.encoder.layers:
+            tokens = encoder_layer(layer, tokens, visible, self.training)
+        return self.encoder_norm(tokens)
+
+    def read_context(
+        self, memory: torch.Tensor, context_offsets: torch.Tensor, hidden: torch.Tensor,
+        own_values: torch.Tensor, own_hidden: torch.Tensor, need_attention: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The query's prediction from an encoded context (see :meth:`forward`); the attention is None
+        with ``need_attention=False`` (training), which lets torch take its fused attention path."""
         # The query sits at offset (0, 0) from itself and shows only its visible elements.
         origin = context_offsets.new_zeros(1, context_offsets.shape[-1])
         visible = (~own_hidden).to(own_values.dtype)
@@ -119,8 +164,8 @@ class ContextReconstructor(nn.Module):
         query = (self.query_embedding + self.offset_encoding(origin) + own).unsqueeze(1)
         weights = []
         for block in self.decoder:
-            query, block_weights = block(query, memory, hidden)
+            query, block_weights = block(query, memory, hidden, need_attention)
             weights.append(block_weights)
         reconstruction = self.output_projection(self.output_norm(query)).squeeze(1)
-        attention = torch.stack(weights).mean(dim=0).squeeze(1)
+        attention = torch.stack(weights).mean(dim=0).squeeze(1) if need_attention else None
         return reconstruction, attention

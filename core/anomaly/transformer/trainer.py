@@ -17,6 +17,16 @@ batch. Read as EM: the teacher's reconstruction is the E-step estimate of the
 background, the student's fit to a blend of data and estimate the M-step;
 the blend pulls students away from fitting anomalous samples.
 
+With ``enriched_threshold`` (the default when a commodity is given), the
+E-step also says which values are not background: an element of a sample
+more than that many robust standard deviations ABOVE the teacher's
+background (one-sided: anomalies are enrichments; 2 sd is the classical
+mean + 2 sd anomaly threshold of Hawkes & Webb 1962) is left out of the data
+term, so the student learns the teacher's background there instead of the
+enrichment. Without it, every student fits the data again, halos included,
+and explains more of them away (sed1: the commodity readout fell from 0.852 in
+generation 0 to 0.813 in generation 3).
+
 Everything random (initial weights, validation split, batch order, masks,
 dropout) derives from one seed; every generation gets its own stream, so
 generations see different masks.
@@ -39,7 +49,7 @@ from core.progress import Progress, SilentProgress
 
 @dataclass
 class TrainingSettings:
-    generations: int = 4
+    generations: int = 2  # teacher + one student: see TransformerDetector
     epochs: int = 100  # at most, per generation; early stopping usually ends sooner
     patience: int = 8  # epochs without a better validation loss before stopping
     batch_size: int = 256
@@ -50,6 +60,7 @@ class TrainingSettings:
     max_hidden_fraction: float = 0.5  # each step hides a random share in [0, this] of the context
     max_hidden_elements: float = 0.5  # ... and a random share in [0, this] of the query's own elements
     validation_fraction: float = 0.1
+    enriched_threshold: float | None = None  # students: data above teacher + this many robust sd is not fitted
     seed: int = 0
 
 
@@ -67,6 +78,7 @@ class GenerationRecord:
     best_validation_loss: float = float("inf")
     epochs_run: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # process CPU time (all threads) of this generation's training and validation
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -81,24 +93,41 @@ def alpha_for_generation(generation: int, step: float = 0.1, cap: float = 0.9) -
 
 def distillation_loss(
     prediction: torch.Tensor, target: torch.Tensor, teacher_prediction: torch.Tensor | None, alpha: float,
-    counted: torch.Tensor | None = None,
+    counted: torch.Tensor | None = None, background: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(1 - alpha) * MSE(prediction, target) + alpha * MSE(prediction, teacher_prediction)``.
 
     ``counted`` (bool, shaped like ``prediction``) restricts both means to
     those entries: the hidden elements, the only ones whose prediction is
-    not a copy.
+    not a copy. ``background`` (bool, same shape) further restricts the data
+    term to the entries the teacher holds to be background (not enriched).
     """
     def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if counted is None:
-            return torch.mean((a - b) ** 2)
-        weight = counted.to(a.dtype)
-        return torch.sum((a - b) ** 2 * weight) / torch.clamp(weight.sum(), min=1.0)
+        return torch.mean((a - b) ** 2) if counted is None else _masked_mse(a, b, counted)
 
-    reconstruction = mse(prediction, target)
     if teacher_prediction is None or alpha == 0.0:
-        return reconstruction
-    return (1.0 - alpha) * reconstruction + alpha * mse(prediction, teacher_prediction)
+        return mse(prediction, target)
+    data_term = mse(prediction, target) if background is None else _masked_mse(prediction, target, (
+        background if counted is None else counted & background))
+    return (1.0 - alpha) * data_term + alpha * mse(prediction, teacher_prediction)
+
+
+def _masked_mse(a: torch.Tensor, b: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
+    weight = counted.to(a.dtype)
+    return torch.sum((a - b) ** 2 * weight) / torch.clamp(weight.sum(), min=1.0)
+
+
+def enriched_entries(values: np.ndarray, background: np.ndarray, rows: np.ndarray, threshold: float) -> np.ndarray:
+    """(n, p) bool: each value more than ``threshold`` robust sd above its background.
+
+    The spread of each element's residual (IQR / 1.349, its standard deviation where that is 0) is taken over
+    ``rows`` (the training samples), so the flags are the teacher's own judgement of what is not background.
+    """
+    from core.anomaly.readouts import robust_centre_scale
+
+    residual = np.asarray(values, dtype=np.float64) - background
+    center, scale = robust_centre_scale(residual, rows)
+    return (residual - center) / scale > threshold
 
 
 @dataclass
@@ -173,7 +202,7 @@ def draw_hidden(missing: torch.Tensor, max_fraction: float, generator: torch.Gen
     return hidden
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_background(
     model: nn.Module, dataset: NeighbourContextDataset, masking: ElementMasking, rows: torch.Tensor | None = None,
     batch_size: int = 1024,
@@ -182,24 +211,26 @@ def predict_background(
 
     The whole context is visible; one pass per :meth:`ElementMasking.passes`,
     the attention averaged over the passes. ``rows`` (default all) limits
-    the queries.
+    the queries. A batch's context is encoded once and read by every pass:
+    the encoder, the costly part, does not see which own elements are hidden.
     """
     model.eval()
     rows_all = torch.arange(len(dataset)) if rows is None else torch.as_tensor(rows)
-    background = np.zeros((len(rows_all), dataset.n_elements), dtype=np.float32)
-    attention_sum = np.zeros((len(rows_all), dataset.k), dtype=np.float32)
-    passes = masking.passes()
-    for hidden_elements, read in passes:
-        hidden_elements = torch.as_tensor(hidden_elements, device=dataset.device)
-        for start in range(0, len(rows_all), batch_size):
-            batch_rows = rows_all[start : start + batch_size].to(dataset.device)
-            own, context, offsets, missing = dataset.batch(batch_rows)
-            prediction, attention = model(context, offsets, missing, own,
-                                          hidden_elements.expand(len(batch_rows), -1))
-            stop = start + len(batch_rows)
-            background[start:stop, read] = prediction.float().cpu().numpy()[:, read]
-            attention_sum[start:stop] += attention.float().cpu().numpy()
-    return background, attention_sum / len(passes)
+    background = torch.zeros((len(rows_all), dataset.n_elements), dtype=torch.float32)
+    attention_sum = torch.zeros((len(rows_all), dataset.k), dtype=torch.float32)
+    passes = [(torch.as_tensor(hidden, device=dataset.device), torch.as_tensor(read))
+              for hidden, read in masking.passes()]
+    for start in range(0, len(rows_all), batch_size):
+        batch_rows = rows_all[start : start + batch_size].to(dataset.device)
+        stop = start + len(batch_rows)
+        own, context, offsets, missing = dataset.batch(batch_rows)
+        memory = model.encode_context(context, offsets, missing)
+        for hidden_elements, read in passes:
+            prediction, attention = model.read_context(memory, offsets, missing, own,
+                                                       hidden_elements.expand(len(batch_rows), -1))
+            background[start:stop, read] = prediction.float().cpu()[:, read]
+            attention_sum[start:stop] += attention.float().cpu()
+    return background.numpy(), (attention_sum / len(passes)).numpy()
 
 
 class DistillationTrainer:
@@ -258,17 +289,31 @@ class DistillationTrainer:
         self.generation_states_: list[dict[str, torch.Tensor]] = []
         self.history_: list[GenerationRecord] = []
         teacher = None
+        self.background_ = None
         for generation in range(s.generations):
             if generation > 0:
                 teacher = self.build_model().to(self.device)
                 teacher.load_state_dict(self.generation_states_[-1])
                 teacher.eval().requires_grad_(False)
                 model.load_state_dict(self.generation_states_[-1])
+                self.background_ = self._teacher_background(teacher, dataset, train_rows)
             record = self._train_generation(
                 generation, model, teacher, dataset, train_rows, validation_rows, generation_seeds[generation]
             )
             self.history_.append(record)
         return self
+
+    def _teacher_background(self, teacher, dataset, train_rows) -> torch.Tensor | None:
+        """(n, p) bool on the dataset's device: True where the teacher holds the value to be background (E-step).
+
+        None when no threshold is set: every value is fitted.
+        """
+        if self.settings.enriched_threshold is None:
+            return None
+        background, _ = predict_background(teacher, dataset, self.masking)
+        enriched = enriched_entries(dataset.values.cpu().numpy(), background, train_rows.numpy(),
+                                    self.settings.enriched_threshold)
+        return torch.as_tensor(~enriched, device=dataset.device)
 
     # -- one generation -------------------------------------------------------
     def _train_generation(self, generation, model, teacher, dataset, train_rows, validation_rows, seeds):
@@ -284,11 +329,14 @@ class DistillationTrainer:
         dropout_seed, mask_seed = seeds
         torch.manual_seed(dropout_seed)
         generator = torch.Generator().manual_seed(mask_seed)
-        optimiser = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay)
+        # The fused update is one kernel for all ~50 small tensors instead of a dozen operations per tensor.
+        fused = torch.device(self.device).type in ("cpu", "cuda")
+        optimiser = torch.optim.AdamW(model.parameters(), lr=s.learning_rate, weight_decay=s.weight_decay,
+                                      fused=fused or None)
         record = GenerationRecord(generation=generation, alpha=alpha, member=self.member, mask_seed=mask_seed)
         best_state = copy.deepcopy(_cpu_state(model))
         stale = 0
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         for epoch in range(s.epochs):
             train_loss = self._train_epoch(model, teacher, alpha, optimiser, dataset, train_rows, generator)
             validation_loss = self._validation_loss(model, dataset, validation_rows)
@@ -315,6 +363,7 @@ class DistillationTrainer:
             f"{record.best_validation_loss:.4f} at epoch {record.best_epoch}",
         )
         record.seconds = round(time.perf_counter() - started, 3)
+        record.cpu_seconds = round(time.process_time() - started_cpu, 3)
         model.load_state_dict(best_state)
         self.generation_states_.append(best_state)
         return record
@@ -339,12 +388,15 @@ class DistillationTrainer:
             hidden = draw_hidden(missing, self.settings.max_hidden_fraction, generator)
             own_hidden = draw_hidden_elements(len(rows), self.masking, self.settings.max_hidden_elements,
                                               generator).to(dataset.device)
-            prediction, _ = model(context, offsets, hidden, target, own_hidden)
+            prediction, _ = model(context, offsets, hidden, target, own_hidden, need_attention=False)
             teacher_prediction = None
             if teacher is not None:
                 with torch.no_grad():
-                    teacher_prediction, _ = teacher(context, offsets, hidden, target, own_hidden)
-            loss = distillation_loss(prediction, target, teacher_prediction, alpha, counted=own_hidden)
+                    teacher_prediction, _ = teacher(context, offsets, hidden, target, own_hidden,
+                                                    need_attention=False)
+            background = None if self.background_ is None or teacher is None else self.background_[rows]
+            loss = distillation_loss(prediction, target, teacher_prediction, alpha, counted=own_hidden,
+                                     background=background)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
