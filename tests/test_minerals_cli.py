@@ -40,7 +40,7 @@ def test_train_writes_a_complete_model_folder(trained):
     info = read_model_info(out / "lt")
     assert info["kind"] == "longtail" and len(info["classes"]) == 36 and info["image_size"] == 32
     run = json.loads((out / "lt" / "run.json").read_text())
-    assert set(run["training"]) == {"fea", "cfl", "crt"} and "device" in run and "versions" in run
+    assert set(run["training"]) == {"ce", "fea", "cfl", "crt"} and "device" in run and "versions" in run
     assert {"accuracy", "mAcc", "tail_mAcc", "CwASD", "CwARange", "per_class_accuracy"} <= set(run["metrics"])
     mm = json.loads((out / "mm" / "metrics.json").read_text())
     assert len(mm["robustness"]) == 22 and mm["parameter_overhead"]["overhead_percent"] > 0

@@ -147,9 +147,10 @@ def test_three_stages_run_and_resume_between_stages(tiny_photo_set, tmp_path):  
                          warmup_epochs=1, resample_every=1, min_stage_steps=0)
     trainer = LongTailTrainer(cfg, torch.device("cpu"), checkpoint_dir=tmp_path / "ck")
     model = trainer.fit(collection)
-    assert set(trainer.history_) == {"fea", "cfl", "crt"}
-    assert sorted(p.name for p in (tmp_path / "ck").glob("*.pt")) == ["stage_cfl.pt", "stage_crt.pt", "stage_fea.pt"]
-    # An interrupted run: only FEA finished. The next run starts at CFL from FEA's weights.
+    assert set(trainer.history_) == {"ce", "fea", "cfl", "crt"}
+    assert sorted(p.name for p in (tmp_path / "ck").glob("*.pt")) == ["stage_ce.pt", "stage_cfl.pt", "stage_crt.pt",
+                                                                     "stage_fea.pt"]
+    # An interrupted run: only the plain stage and FEA finished. The next run starts at CFL from FEA's weights.
     (tmp_path / "ck" / "stage_cfl.pt").unlink()
     (tmp_path / "ck" / "stage_crt.pt").unlink()
     recorder = _Recorder()
@@ -158,3 +159,31 @@ def test_three_stages_run_and_resume_between_stages(tiny_photo_set, tmp_path):  
     metrics = evaluate_classifier(again, collection, "test", 32, trainer.tail_classes_, torch.device("cpu"))
     assert 0 <= metrics["mAcc"] <= 1 and metrics["n_test"] == len(collection.indices("test"))
     assert model.classifier.weight.shape == (36, 512)
+    # Interrupted after the plain stage: FEA starts again from where the plain stage started.
+    (tmp_path / "ck" / "stage_fea.pt").unlink()
+    recorder = _Recorder()
+    LongTailTrainer(cfg, torch.device("cpu"), checkpoint_dir=tmp_path / "ck", progress=recorder).fit(collection)
+    assert any("resuming after stage CE" in line for line in recorder.lines)
+
+
+def test_long_tailed_run_never_ends_below_the_plain_run_trained_the_same_way(tiny_photo_set):  # noqa: F811
+    root, _ = tiny_photo_set
+    collection = scan_photo_folder(root, check_files=False)
+    settings = dict(arch="resnet18", image_size=32, batch_size=64, fea_epochs=1, cfl_epochs=1, crt_epochs=1,
+                    warmup_epochs=1, resample_every=1, min_stage_steps=0)
+    plain = LongTailTrainer(LongTailConfig(method="baseline", **settings), torch.device("cpu"))
+    plain_model = plain.fit(collection)
+    longtail = LongTailTrainer(LongTailConfig(method="longtail", **settings), torch.device("cpu"))
+    longtail_model = longtail.fit(collection)
+    # Its first stage is the plain run itself: same losses, same validation mAcc.
+    assert longtail.history_["ce"] == plain.history_["ce"]
+    first = next(d for d in longtail.stages_ if d["stage"] == "ce")
+    assert first["val_mAcc"] == round(plain.val_mAcc_, 4)
+    assert [d["stage"] for d in longtail.stages_] == ["ce", "fea", "cfl", "crt"]
+    assert longtail.val_mAcc_ >= plain.val_mAcc_
+    if longtail.kept_stage_ == "ce":  # the fallback is the plain model, weight for weight
+        assert all(torch.equal(v, plain_model.state_dict()[k]) for k, v in longtail_model.state_dict().items())
+    # FEA started from where the plain stage started, not from the plain model: its loss is the untrained one's.
+    assert longtail.history_["fea"][0] > longtail.history_["ce"][-1]
+    # Unguarded (as published) there is no plain stage.
+    assert LongTailConfig(guard=False).stages() == ["fea", "cfl", "crt"]

@@ -134,7 +134,7 @@ def test_stage_checkpoints_load_with_weights_only(tiny_photo_set, tmp_path):  # 
     cfg = LongTailConfig(image_size=64, batch_size=64, fea_epochs=0, cfl_epochs=0, crt_epochs=1, min_stage_steps=0)
     LongTailTrainer(cfg, torch.device("cpu"), checkpoint_dir=tmp_path / "ck").fit(collection)
     paths = sorted((tmp_path / "ck").glob("stage_*.pt"))
-    assert [p.name for p in paths] == ["stage_cfl.pt", "stage_crt.pt", "stage_fea.pt"]
+    assert [p.name for p in paths] == ["stage_ce.pt", "stage_cfl.pt", "stage_crt.pt", "stage_fea.pt"]
     for path in paths:
         state = torch.load(path, map_location="cpu", weights_only=True)
         assert {"model", "optimiser", "schedule", "guard"} <= set(state)

@@ -79,21 +79,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--properties", help="CSV of per-specimen properties (file, hardness, luster, streak); "
                                            "default DATA/properties.csv when present")
     train.add_argument("--image-size", type=int, default=224, help="crop in pixels (default 224)")
-    add_batch_size_argument(train, None, help="photos per step (default 128 longtail/baseline, 64 multimodal)")
+    add_batch_size_argument(train, None, help="photos per step (default 128 full schedule, 64 multimodal; quick: "
+                                                "photos per feature pass, default 8)")
     train.add_argument("--fea-epochs", type=int, default=60, help="FEA epochs (default 60; baseline trains FEA+CFL epochs)")
     train.add_argument("--cfl-epochs", type=int, default=40, help="CFL epochs (default 40)")
     train.add_argument("--crt-epochs", type=int, default=10, help="cRT epochs (default 10)")
     train.add_argument("--warmup-epochs", type=int, default=10, help="one-cycle warm-up epochs (default 10)")
     train.add_argument("--epochs", type=int, default=30, help="multimodal epochs (default 30)")
     train.add_argument("--lr", type=float, help="peak learning rate (default: 0.002 with --weights, 0.05 from scratch; "
-                                                 "multimodal 0.005 with AdamW)")
+                                                 "multimodal 0.0001 with AdamW)")
     train.add_argument("--crt-lr", type=float, default=1e-3, help="cRT learning rate (default 0.001)")
-    train.add_argument("--missing-rate", type=float, default=0.5, help="multimodal: share of specimens trained with "
-                                                                      "some properties removed (default 0.5)")
-    train.add_argument("--error-rate", type=float, default=0.3, help="multimodal: share of specimens trained with wrong "
-                                                                    "properties (default 0.3)")
-    train.add_argument("--beta", type=float, default=1e-3, help="multimodal: weight of the bottleneck's KL term "
-                                                               "(default 0.001)")
+    train.add_argument("--error-rate", type=float, default=0.3,
+                       help="multimodal: share of recorded hardness/luster/streak values the model assumes wrong "
+                            "(default 0.3); the higher, the less a property can overrule the photo")
     _split_options(train)
     train.add_argument("--restart", action="store_true", help="ignore checkpoints of an interrupted run and start again")
 
@@ -197,9 +195,8 @@ def _train(args, progress: Progress) -> int:
         raise InvalidInputError(f"--weights is for the ResNets; {DEFAULT_BACKBONE} comes with its ImageNet weights")
     if args.image_size < 16:
         raise InvalidInputError(f"--image-size {args.image_size} is too small (at least 16 pixels)")
-    for name in ("missing_rate", "error_rate"):
-        if not 0 <= getattr(args, name) <= 1:
-            raise InvalidInputError(f"--{name.replace('_', '-')} must be between 0 and 1")
+    if not 0 <= args.error_rate < 1:
+        raise InvalidInputError(f"--error-rate must be at least 0 and below 1, got {args.error_rate}")
     if args.model != "multimodal" and args.photo_model:
         raise InvalidInputError("--photo-model is only for --model multimodal")
     device = resolve_device(args.device)
@@ -259,7 +256,7 @@ def _train_longtail(args, collection, device, progress, record, checkpoints: Pat
         from core.minerals.quick import QuickConfig, QuickTrainer
 
         config = QuickConfig(method=args.model, arch=args.backbone, weights=args.weights, image_size=args.image_size,
-                             views=args.views, batch_size=args.batch_size or 32, seed=args.seed,
+                             views=args.views, batch_size=args.batch_size or QuickConfig.batch_size, seed=args.seed,
                              num_workers=args.workers)
         record["config"] = {"schedule": "quick", **asdict(config)}
         trainer = QuickTrainer(config, device, progress)
@@ -308,15 +305,17 @@ def _train_multimodal(args, collection, device, progress, record):
         if arch != DEFAULT_BACKBONE and not args.weights:
             progress.warn("no --photo-model or --weights: the frozen backbone is random, so the photo branch will be weak")
     config = MultimodalConfig(arch=arch, image_size=args.image_size, batch_size=args.batch_size or 64,
-                              epochs=args.epochs, lr=args.lr or 5e-3, missing_rate=args.missing_rate,
-                              error_rate=args.error_rate, beta=args.beta, seed=args.seed, num_workers=args.workers)
+                              epochs=args.epochs, lr=args.lr or MultimodalConfig.lr, error_rate=args.error_rate,
+                              seed=args.seed, num_workers=args.workers)
     record["config"] = asdict(config)
     trainer = MultimodalTrainer(config, device, progress)
     network = trainer.fit(collection, backbone)
     record["training"] = trainer.history_
-    validation = {"mAcc": None if trainer.val_mAcc_ is None else round(trainer.val_mAcc_, 4),
+    with_properties = trainer.val_mAcc_properties_
+    validation = {"mAcc": None if with_properties is None else round(with_properties, 4),
+                  "photo_only_mAcc": None if trainer.val_mAcc_ is None else round(trainer.val_mAcc_, 4),
                   "n_photos": int(len(collection.indices("val"))), "kept_epoch": trainer.kept_epoch_,
-                  "properties": "as recorded, corrupted at the training's missing/error rates"}
+                  "properties": "as recorded"}
     record["validation"] = validation
     overhead = parameter_overhead(network)
     progress.log(f"trainable parameters: {overhead['added_parameters']} "
@@ -328,9 +327,8 @@ def _train_multimodal(args, collection, device, progress, record):
         _log_robustness(metrics["robustness"], progress)
     record["backbone"] = {"arch": arch, "weights": backbone.origin}
     info = {"kind": "multimodal", "arch": arch, "backbone": record["backbone"], "validation": validation,
-            "config": record["config"],
-            "multimodal": {"property_features": config.property_features, "hidden": config.hidden,
-                           "bottleneck": config.bottleneck}}
+            "config": record["config"], "multimodal": {"fusion": "photo expert x property likelihood tables",
+                                                       "error_rate": config.error_rate}}
     return network, info, metrics
 
 

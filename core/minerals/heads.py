@@ -67,3 +67,44 @@ def fit_linear_head(head: nn.Linear, features: torch.Tensor, labels: torch.Tenso
         head.weight.copy_(weight / std)  # fold the standardisation back in: W (f - m) / s + b
         head.bias.copy_(bias - (weight * (mean / std)).sum(dim=1))
     return {"loss": round(final, 6), "iterations": iterations, "converged": iterations < max_iter}
+
+
+def out_of_fold_temperature(features: torch.Tensor, labels: torch.Tensor, photos: torch.Tensor,
+                            objective: str = "plain", log_prior: torch.Tensor | None = None,
+                            weight_decay: float = 5e-4, folds: int = 5, seed: int = 0) -> float:
+    """Temperature ``T`` that makes ``softmax(logits / T)`` of a head fitted by :func:`fit_linear_head`
+    honest about its confidence (temperature scaling, Guo et al. 2017).
+
+    A head fitted to convergence on a few hundred photos separates its own training photos perfectly
+    and is far too sure of itself on new ones; T is therefore fitted (maximum likelihood) on
+    out-of-fold logits: the photos (``photos`` = a photo id per row, so that the views of one photo
+    stay in one fold) are split into ``folds``; each fold is scored by a head fitted on the others.
+    """
+    labels = torch.as_tensor(labels, dtype=torch.long, device=features.device)
+    photos = torch.as_tensor(photos, device=features.device)
+    ids = torch.unique(photos)
+    order = ids[torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed)).to(ids.device)]
+    fold_of = torch.empty(int(photos.max()) + 1, dtype=torch.long, device=features.device)
+    fold_of[order] = torch.arange(len(order), device=features.device) % max(2, folds)
+    fold = fold_of[photos]
+    n_classes = int(labels.max()) + 1
+    logits = torch.zeros(len(labels), n_classes, device=features.device)
+    for k in range(max(2, folds)):
+        held = fold == k
+        if not held.any() or held.all():
+            continue
+        head = nn.Linear(features.shape[1], n_classes).to(features.device)
+        fit_linear_head(head, features[~held], labels[~held], objective, log_prior, weight_decay=weight_decay)
+        with torch.no_grad():
+            logits[held] = head(features[held])
+    log_t = torch.zeros((), requires_grad=True, device=features.device)
+    optimiser = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return float(log_t.detach().exp().clamp(0.05, 100.0))

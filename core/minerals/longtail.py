@@ -21,7 +21,11 @@ Made safe for small collections (issue 12): FEA, CFL and the baseline run at lea
 converged plain classifier on the pretrained features ("start"), and fine-tuning
 starts from it; each stage is kept only if the validation mAcc does not fall
 (:class:`core.minerals.stages.StageGuard`), otherwise the previous stage's weights
-are restored and the log says so.
+are restored and the log says so. The long-tailed run must also never end worse on
+validation than the plain model trained the same way (issue 12), so, guarded, it first trains
+that plain model itself - the same stage, settings, seed and random draws as ``method="baseline"``,
+hence the same weights - and FEA then starts again from where the plain stage started: the plain
+model is the bar FEA, CFL and cRT must each clear, and the fallback when none does.
 
 FEA and CFL share one one-cycle learning-rate schedule. Weight decay is applied
 once, by the optimiser. After each stage a checkpoint (weights + optimiser +
@@ -40,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.minerals import DEFAULT_BACKBONE
+from core.minerals import DEFAULT_BACKBONE, INFERENCE_BATCH
 from core.minerals.datasets import PhotoCollection, PhotoDataset, collection_fingerprint
 from core.minerals.heads import fit_linear_head
 from core.minerals.losses import CenterLoss, log_class_prior, logit_adjusted_cross_entropy
@@ -93,7 +97,12 @@ class LongTailConfig:
         return self.lr if self.lr is not None else (0.002 if self.pretrained() else 0.05)
 
     def stages(self) -> list[str]:
-        return ["ce"] if self.method == "baseline" else ["fea", "cfl", "crt"]
+        """Stages in order. Guarded, the long-tailed run first trains the plain model exactly as
+        ``method="baseline"`` would ("ce"): FEA -> CFL -> cRT then start again from where it started,
+        and each must beat the best stage so far - the plain model included - on validation."""
+        if self.method == "baseline":
+            return ["ce"]
+        return ["ce", "fea", "cfl", "crt"] if self.guard else ["fea", "cfl", "crt"]
 
 
 def _loader(dataset: PhotoDataset, batches, num_workers: int):
@@ -205,20 +214,27 @@ class LongTailTrainer:
         epochs = self.stage_epochs(n)
         fea_steps = epochs["fea"] * math.ceil(n / cfg.batch_size)
         cfl_steps = epochs["cfl"] * math.ceil(n / max(1, cfg.batch_size // 2))
-        longtail = cfg.method == "longtail"
-        main_epochs = epochs["fea"] + epochs["cfl"] if longtail else epochs["ce"]
-        total_steps = fea_steps + cfl_steps if longtail else epochs["ce"] * math.ceil(n / cfg.batch_size)
-        optimiser = torch.optim.SGD(model.parameters(), lr=cfg.peak_lr(), momentum=cfg.momentum,
-                                    weight_decay=cfg.weight_decay)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimiser, max_lr=cfg.peak_lr(), total_steps=max(1, total_steps),
-            pct_start=min(0.9, max(0.01, cfg.warmup_epochs / max(1, main_epochs))),
-        )
-        centre_optimiser = torch.optim.SGD(centre.parameters(), lr=cfg.centre_lr)
+        ce_steps = epochs["ce"] * math.ceil(n / cfg.batch_size)
 
+        def optimisation(kind: str):
+            """SGD + one-cycle schedule of the plain stage ("ce") or of FEA + CFL together ("longtail")."""
+            main_epochs = epochs["ce"] if kind == "ce" else epochs["fea"] + epochs["cfl"]
+            optimiser = torch.optim.SGD(model.parameters(), lr=cfg.peak_lr(), momentum=cfg.momentum,
+                                        weight_decay=cfg.weight_decay)
+            schedule = torch.optim.lr_scheduler.OneCycleLR(
+                optimiser, max_lr=cfg.peak_lr(), total_steps=max(1, ce_steps if kind == "ce" else fea_steps + cfl_steps),
+                pct_start=min(0.9, max(0.01, cfg.warmup_epochs / max(1, main_epochs))),
+            )
+            return optimiser, schedule
+
+        centre_optimiser = torch.optim.SGD(centre.parameters(), lr=cfg.centre_lr)
         stages = cfg.stages()
         fingerprint = self._fingerprint(collection)
         start, state = self._resume_point(stages, fingerprint)
+        # The optimiser of the next stage to run: a checkpoint's optimiser state is of the same kind
+        # unless the plain stage was the last one done (FEA then starts a fresh schedule anyway).
+        kind = "ce" if stages[start:start + 1] == ["ce"] else "longtail"
+        optimiser, schedule = optimisation(kind)
         guard = StageGuard(self.progress, has_validation=len(val_idx) > 0) if cfg.guard else None
 
         def val_macc() -> float | None:
@@ -227,10 +243,13 @@ class LongTailTrainer:
             logits = predict_logits(model, val_set, cfg.batch_size, self.device, cfg.num_workers)
             return mean_class_accuracy(collection.labels[val_idx], logits.argmax(1).numpy(), n_classes)
 
+        chain_start = None  # where FEA starts when the plain stage ran first: where the plain stage started
         if state is not None:
             model.load_state_dict(state["model"])
-            optimiser.load_state_dict(state["optimiser"])
-            schedule.load_state_dict(state["schedule"])
+            chain_start = state.get("chain_start")
+            if stages[start - 1] != "ce":
+                optimiser.load_state_dict(state["optimiser"])
+                schedule.load_state_dict(state["schedule"])
             centre.load_state_dict(state["centre"])
             centre_optimiser.load_state_dict(state["centre_optimiser"])
             if guard is not None:
@@ -247,13 +266,21 @@ class LongTailTrainer:
             self.history_["start"] = [fit["loss"]]
             guard.judge("start", val_macc())
         kept_state = _copy_state(model)
+        if state is None and "ce" in stages and len(stages) > 1:
+            chain_start = _copy_state(model)
 
         all_epochs = max(1, sum(epochs[s] for s in stages))
-        names = {"ce": "Plain cross-entropy (baseline)", "fea": "FEA: logit-adjusted feature learning",
+        names = {"ce": "Plain cross-entropy (baseline)" if len(stages) == 1 else
+                 "Plain cross-entropy: the model the long-tailed stages must beat", "fea": "FEA: logit-adjusted feature learning",
                  "cfl": "CFL: inverse-probability sampling + centre loss", "crt": "cRT: classifier re-training"}
         for stage in stages[start:]:
             rng = np.random.default_rng([cfg.seed, stages.index(stage)])
             self.progress.stage(stage, names[stage], weight=epochs[stage] / all_epochs)
+            if stage == "fea" and chain_start is not None:
+                model.load_state_dict(chain_start)  # trained the same way as the plain model, from the same start
+            if stage == "fea" and kind == "ce":
+                kind = "longtail"
+                optimiser, schedule = optimisation(kind)
             if stage in ("ce", "fea"):
                 adjust = stage == "fea"
                 for epoch in range(epochs[stage]):
@@ -280,6 +307,7 @@ class LongTailTrainer:
                 "model": model.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
                 "centre": centre.state_dict(), "centre_optimiser": centre_optimiser.state_dict(),
                 "guard": {"best": guard.best, "kept": guard.kept, "decisions": guard.decisions} if guard else {},
+                **({"chain_start": chain_start} if chain_start is not None and stage == "ce" else {}),
             })
         self.stages_ = guard.decisions if guard else []
         self.kept_stage_ = guard.kept if guard else stages[-1]
@@ -360,7 +388,7 @@ def centre_step(centre: CenterLoss, centre_optimiser: torch.optim.Optimizer, wei
 
 
 def evaluate_classifier(model: PhotoClassifier, collection: PhotoCollection, split: str, image_size: int,
-                        tail: list[int], device, batch_size: int = 64, num_workers: int = 0) -> dict:
+                        tail: list[int], device, batch_size: int = INFERENCE_BATCH, num_workers: int = 0) -> dict:
     """Class-wise metrics of ``model`` on one split of ``collection`` (raw logits, centre crop)."""
     index = collection.indices(split)
     dataset = PhotoDataset(collection, index, image_size, train=False, mean=model.backbone.mean,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.minerals import DEFAULT_BACKBONE
+from core.minerals import DEFAULT_BACKBONE, INFERENCE_BATCH
 from core.minerals.datasets import PhotoCollection, PhotoDataset
 from core.minerals.heads import fit_linear_head
 from core.minerals.losses import log_class_prior
@@ -42,7 +42,7 @@ class QuickConfig:
     weights: str | None = None
     image_size: int = 224
     views: int = 4  # cached feature vectors per training photo: centre crop + 3 augmented crops
-    batch_size: int = 32
+    batch_size: int = INFERENCE_BATCH  # only features are computed: no training batch to fill
     tau: float = 1.0
     weight_decay: float = 5e-4
     seed: int = 0
@@ -61,6 +61,20 @@ def extract_features(backbone: torch.nn.Module, dataset: PhotoDataset, batch_siz
         if on_batch is not None:
             on_batch(len(images))
     return torch.cat(out) if out else torch.zeros(0, backbone.n_features)
+
+
+def training_views(backbone: torch.nn.Module, collection: PhotoCollection, index: np.ndarray, image_size: int,
+                   views: int, batch_size: int, device, seed: int, num_workers: int = 0, on_batch=None) -> torch.Tensor:
+    """Features of ``views`` looks at each photo, view by view: the centre crop, then random crops/flips
+    (the training augmentation, reproducible from ``seed``). Row ``v * len(index) + i`` is view v of photo i."""
+    norm = {"mean": backbone.mean, "std": backbone.std}
+    out = [extract_features(backbone, PhotoDataset(collection, index, image_size, train=False, **norm), batch_size,
+                            device, num_workers, on_batch)]
+    augmented = PhotoDataset(collection, index, image_size, train=True, **norm)
+    for view in range(1, max(1, views)):
+        torch.manual_seed(seed * 1000 + view)  # the random crops of each view are reproducible
+        out.append(extract_features(backbone, augmented, batch_size, device, num_workers, on_batch))
+    return torch.cat(out)
 
 
 class QuickTrainer:
@@ -94,14 +108,9 @@ class QuickTrainer:
             self.progress.update(done[0] / max(1, total), f"photo features {done[0]}/{total}")
 
         self.progress.stage("features", "Reading photos through the pretrained network", weight=0.95)
-        views = [extract_features(model.backbone, PhotoDataset(collection, train_idx, cfg.image_size, train=False, **norm),
-                                  cfg.batch_size, self.device, cfg.num_workers, tick)]
-        augmented = PhotoDataset(collection, train_idx, cfg.image_size, train=True, **norm)
-        for view in range(1, max(1, cfg.views)):
-            torch.manual_seed(cfg.seed * 1000 + view)  # the random crops of each view are reproducible
-            views.append(extract_features(model.backbone, augmented, cfg.batch_size, self.device, cfg.num_workers, tick))
-        features = torch.cat(views).to(self.device)
-        labels = torch.as_tensor(np.tile(collection.labels[train_idx], len(views)), device=self.device)
+        features = training_views(model.backbone, collection, train_idx, cfg.image_size, cfg.views, cfg.batch_size,
+                                  self.device, cfg.seed, cfg.num_workers, tick).to(self.device)
+        labels = torch.as_tensor(np.tile(collection.labels[train_idx], max(1, cfg.views)), device=self.device)
         val_features = extract_features(model.backbone, PhotoDataset(collection, val_idx, cfg.image_size, train=False,
                                                                      **norm), cfg.batch_size, self.device,
                                         cfg.num_workers, tick).to(self.device)

@@ -57,9 +57,10 @@ def read_model_info(folder: str | Path) -> dict:
 def build_network(info: dict) -> torch.nn.Module:
     n_classes = len(info["classes"])
     if info["kind"] == "multimodal":
-        mm = info["multimodal"]
-        return MultimodalIdentifier(build_backbone(info["arch"], pretrained=False), n_classes, mm["property_features"],
-                                    mm["hidden"], mm["bottleneck"])
+        if "bottleneck" in info.get("multimodal", {}):
+            raise InvalidInputError("this multimodal model was trained by an earlier version (whose fused head did not "
+                                    "read the property values); train it again")
+        return MultimodalIdentifier(build_backbone(info["arch"], pretrained=False), n_classes)
     # The saved weights replace the pretrained ones: no need to read those first.
     return PhotoClassifier(info["arch"], n_classes, pretrained=False)
 

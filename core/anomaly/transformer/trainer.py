@@ -49,7 +49,7 @@ from core.progress import Progress, SilentProgress
 
 @dataclass
 class TrainingSettings:
-    generations: int = 4
+    generations: int = 2  # teacher + one student: see TransformerDetector
     epochs: int = 100  # at most, per generation; early stopping usually ends sooner
     patience: int = 8  # epochs without a better validation loss before stopping
     batch_size: int = 256
