@@ -86,3 +86,31 @@ def test_results_are_grouped_and_styled_as_heat_maps(geohgan_run):
         assert raster.renderer().type() == "singlebandpseudocolor", raster.name()
         items = raster.renderer().shader().rasterShaderFunction().colorRampItemList()
         assert items[0].color.alpha() == 0 and items[-1].color.alpha() == 255
+
+
+def test_a_commodity_run_loads_its_suite_maps_on_top(qgis_app, tmp_path):  # noqa: F811
+    """Commodity Au: the suite readouts (Geo-Hgan's own residuals, and no model) load above the score rasters."""
+    import processing
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from core.preprocess.elements import PATHFINDERS
+    from tests.test_geohgan_commodity import BANDS, _field
+
+    stack = write_stack(tmp_path / "stack.tif", _field(), BANDS)
+    layer = QgsRasterLayer(str(stack), "geochemistry")
+    project = QgsProject.instance()
+    try:
+        results = processing.runAndLoadResults(ALGORITHM, {
+            "COMMODITY": list(PATHFINDERS).index("Au") + 1, "RASTERS": [layer], "OUTPUT_FOLDER": str(tmp_path / "run"),
+            **QUICK})
+        assert Path(results["SUITE_ENRICHMENT"]).is_file() and Path(results["SUITE_HALO"]).is_file()
+        group = next(g for g in project.layerTreeRoot().children() if g.name().startswith("GeoAnomaly geohgan ")
+                     and any(n.layer().source() == results["SUITE_HALO"] for n in g.findLayers()))
+        names = [node.layer().name() for node in group.findLayers() if isinstance(node.layer(), QgsRasterLayer)]
+        assert names[:2] == ["Commodity suite enrichment (Geo-Hgan residuals, halo)",
+                             "Commodity suite halo (no model)"], names
+    finally:
+        project.removeEntry("GeoAnomaly", "commodity")
+        for group in [g for g in project.layerTreeRoot().children() if g.name().startswith("GeoAnomaly geohgan ")]:
+            project.removeMapLayers([node.layerId() for node in group.findLayers()])
+            project.layerTreeRoot().removeChildNode(group)

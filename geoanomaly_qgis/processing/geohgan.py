@@ -20,6 +20,12 @@ SCORE_LAYERS = [  # (output name, engine file stem, layer name)
     ("IMG_DISTANCE", "img_distance", "Geo-Hgan image distance"),
     ("Z_DISTANCE", "z_distance", "Geo-Hgan latent distance"),
 ]
+# With a commodity: the suite's enrichment read from Geo-Hgan's own residuals, and the same readout on the
+# suite bands with no model (the better map where a survey lies inside the mineralised field; see README).
+COMMODITY_LAYERS = [
+    ("SUITE_ENRICHMENT", "suite_enrichment", "Commodity suite enrichment (Geo-Hgan residuals, halo)"),
+    ("SUITE_HALO", "suite_halo", "Commodity suite halo (no model)"),
+]
 
 
 class RasterAnomaliesGeoHgan(EngineAlgorithm):
@@ -71,7 +77,7 @@ class RasterAnomaliesGeoHgan(EngineAlgorithm):
         self.add_seed_parameter()
         self.add_device_parameter()
         self.add_output_folder()
-        for output, _, label in SCORE_LAYERS:
+        for output, _, label in COMMODITY_LAYERS + SCORE_LAYERS:
             self.addOutput(QgsProcessingOutputRasterLayer(output, self.tr(label)))
         self.addOutput(QgsProcessingOutputVectorLayer(self.ANOMALY_CELLS, self.tr("High-confidence anomaly cells")))
 
@@ -109,11 +115,11 @@ class RasterAnomaliesGeoHgan(EngineAlgorithm):
         if chosen:
             how = (record.get("metric") or {}).get("how", "")
             feedback.pushInfo(f"Anomaly cells use {chosen}: {how}")
-        for rank, (output, stem, label) in enumerate(SCORE_LAYERS):
+        for rank, (output, stem, label) in enumerate(COMMODITY_LAYERS + SCORE_LAYERS):
             path = out / f"{stem}.tif"
             outputs[output] = str(path) if path.is_file() else None
             if path.is_file():
-                self.load_on_completion(context, run, path, label, "raster", "anomaly", rank=80 + rank,
+                self.load_on_completion(context, run, path, label, "raster", "anomaly", rank=78 + rank,
                                         output_name=output)
         cells = out / "anomaly_cells.gpkg"
         cells_uri = f"{cells}|layername=anomaly_cells"
