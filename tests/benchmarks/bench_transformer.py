@@ -6,7 +6,7 @@ Run with ``make bench`` (or ``.venv/bin/python tests/benchmarks/bench_transforme
 
 1. Quality and speed on ``../shared/data/gswa_sed1_au`` with default settings
    and ``--commodity Au`` (the preprocessing ``geoanomaly detect`` uses, then
-   the transformer with 4 generations): per seed, the 20-run protocol AUC of every generation and
+   the transformer with its default generations, 2): per seed, the 20-run protocol AUC of every generation and
    readout, fit and score time, peak RSS; the classical detectors fitted on
    the same prepared samples in the same run, for comparison. Targets on 2 CPU
    cores: fit + score under 60 s CPU time, peak RSS under 1.2 GB. The quality
@@ -206,7 +206,7 @@ def main() -> int:
         print(json.dumps(case_synthetic(args.value, args.device, args.full_scaling)))
         return 0
 
-    result: dict = {"settings": "defaults (commodity Au on sed1; 3 models x 4 generations, 16 context samples beyond "
+    result: dict = {"settings": "defaults (commodity Au on sed1; 3 models x 2 generations, 16 context samples beyond "
                                 "the 8 nearest, d_model 32, at most 30 epochs, 1 CPU thread)",
                     "cpu_cores": __import__("os").cpu_count(), "sed1": [], "scaling": []}
     for seed in (int(s) for s in args.seeds.split(",") if s):
