@@ -18,7 +18,7 @@ Run with ``make bench`` (or ``.venv/bin/python tests/benchmarks/bench_transforme
    budget (one model, teacher + one student, 3 epochs each): CPU seconds per
    epoch of the teacher and of the student (which also runs its teacher),
    CPU seconds of one scoring pass over the survey (every generation, every
-   element pass), peak RSS, and the full default run (3 models x 4
+   element pass), peak RSS, and the full default run (3 models x 2
    generations x 30 epochs) extrapolated from them. The cost must grow
    linearly in N (O(N * K)): the script prints CPU per epoch per 1,000
    samples, which should stay flat. ``--full-scaling`` fits the default
