@@ -247,3 +247,21 @@ def test_a_detect_run_is_evidence_its_map_gridded_as_the_grid_command_does(tmp_p
     message = capsys.readouterr().err.strip()
     assert "not a detect run" in message and len(message.splitlines()) == 1
     assert not (tmp_path / "pros3").exists()
+
+
+def test_a_hidden_deposit_share_outside_zero_to_one_is_refused_in_one_line(survey, capsys):
+    tmp, evidence, deposits = survey
+    out = tmp / "hidden"
+    assert _run(evidence, deposits, out, "--cycles", "1", "--hide-deposits", "1.5") == 2
+    message = capsys.readouterr().err.strip()
+    assert "--hide-deposits must be in [0, 1)" in message and len(message.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_grid_refuses_an_unknown_spacing_rule(survey, capsys):
+    tmp, _, deposits = survey
+    with pytest.raises(SystemExit) as stopped:
+        main(["grid", "--samples", str(deposits), "--spacing", "random", "--out", str(tmp / "g")])
+    assert stopped.value.code == 2
+    assert "invalid choice: 'random'" in capsys.readouterr().err
+    assert not (tmp / "g").exists()
