@@ -12,7 +12,15 @@ from core.prospectivity.baselines import (
     logistic_regression_map,
     random_forest_map,
 )
-from core.prospectivity.kdal import DepositOracle, KDALConfig, fit_kdal_map
+from core.prospectivity.kdal import (
+    DepositOracle,
+    KDALConfig,
+    LabelledCells,
+    chance_of_yes,
+    fit_kdal_map,
+    hide_deposits,
+    least_confident_cells,
+)
 from core.prospectivity.stack import near_cells
 from core.prospectivity.validation import (
     blocked_folds,
@@ -177,6 +185,54 @@ def test_the_simulated_geologist_knows_hidden_training_deposits_and_never_the_he
         assert sum(h.get("answers_yes", 0) for h in result.history) == len(yes)
         found += len(yes)
     assert found > 0
+
+
+def _rare_deposit_survey(n_deposits: int = 14):
+    """A 60 x 60 grid where deposits are rare and lie on high, not the highest, evidence (spaced 4 cells)."""
+    values = _smooth_field((60, 60), seed=3).ravel()
+    rows, cols = np.divmod(np.arange(values.size), 60)
+    rng = np.random.default_rng(5)
+    high = rng.permutation(np.flatnonzero(values >= np.quantile(values, 0.9)))
+    deposits: list[int] = []
+    for cell in high:
+        if all(max(abs(rows[cell] - rows[d]), abs(cols[cell] - cols[d])) >= 4 for d in deposits):
+            deposits.append(int(cell))
+        if len(deposits) == n_deposits:
+            break
+    return values, rows, cols, np.array(deposits)
+
+
+def test_queries_on_the_calibrated_chance_find_hidden_deposits_that_the_teachers_scale_misses():
+    """Deposits are rare: least confidence on the teacher's 0-1 scale asks about middling ground and finds
+    nothing; on the chance of a yes (the same map, calibrated) it asks about the likeliest unvisited ground."""
+    values, rows, cols, deposits = _rare_deposit_survey()
+    teacher = (values - values.min()) / (values.max() - values.min())
+    oracle = DepositOracle(deposits, rows, cols, radius=1)
+    config = KDALConfig(steps=20, device="cpu")
+    result = fit_kdal_map(np.zeros((len(values), 0)), teacher, rows, cols, deposits, cycles=3, k=4, spacing=3,
+                          hidden_share=0.5, config=config)
+    found = sum(h["answers_yes"] for h in result.history[:3])
+    shown = result.pool.cells[np.asarray(result.pool.sources) == "deposit"]
+    first = fit_kdal_map(np.zeros((len(values), 0)), teacher, rows, cols, shown, k=12, spacing=3, config=config)
+    assert first.chance is not None
+    on_teacher_scale = least_confident_cells(first.probability, 12, rows, cols, 3, avoid=first.pool.cells)
+    assert oracle(on_teacher_scale).sum() == 0  # the old rule: 12 queries, no find
+    assert found >= 2, result.history  # the same 12 queries over three cycles on the calibrated chance
+
+
+def test_the_chance_of_a_yes_is_the_map_calibrated_to_the_labels_base_rate():
+    rows, cols = np.divmod(np.arange(900), 30)
+    logit = np.random.default_rng(0).normal(size=900) + np.where(cols > 20, 2.0, 0.0)
+    positives = np.array([5 * 30 + 25, 15 * 30 + 24, 25 * 30 + 26])
+    pool = LabelledCells().add(positives, np.ones(3), "deposit")
+    assert chance_of_yes(logit, LabelledCells(), rows, cols, 1) is None  # nothing to calibrate on
+    chance = chance_of_yes(logit, pool, rows, cols, 1)
+    order = np.argsort(logit)
+    assert np.all(np.diff(chance[order]) >= 0)  # the map's order is kept
+    assert chance.sum() == pytest.approx(near_cells(rows, cols, positives, 1).sum(), rel=0.02)  # base rate
+    barren = pool.add([2 * 30 + 2], [0], "geologist")
+    crossed = chance_of_yes(logit, barren, rows, cols, 1)
+    assert np.all(crossed[near_cells(rows, cols, np.array([62]), 1)] == 0)
 
 
 def test_the_simulated_geologist_answers_yes_within_the_radius_only():

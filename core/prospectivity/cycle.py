@@ -374,12 +374,14 @@ class CycleRun:
         write_raster(folder / "prospectivity_classes.tif", stack.to_map(self.codes.astype(np.float32)), transform,
                      crs, nodata=0, band_names=["prospectivity_class"])
         queries = result.queries
+        chance = probability if result.chance is None else result.chance
         write_points(folder / QUERIES_FILE, stack.cell_centres(queries), crs.to_wkt(), {
             "query": np.arange(1, len(queries) + 1),
             "cycle": np.full(len(queries), self.inputs.cycle_number),
             "probability": probability[queries].round(4),
-            "confidence": np.maximum(probability[queries], 1 - probability[queries]).round(4),
-            "why_here": query_reasons(self.inputs, probability, queries),
+            "chance_of_yes": chance[queries].round(4),
+            "confidence": np.maximum(chance[queries], 1 - chance[queries]).round(4),
+            "why_here": query_reasons(self.inputs, probability, chance, queries),
             "label": empty_labels(len(queries)),
         })
         # The pool as trained on, deposits included, so that the next cycle starts from it.
@@ -409,15 +411,16 @@ class CycleRun:
         return folder
 
 
-def query_reasons(inputs: CycleInputs, probability: np.ndarray, queries: np.ndarray) -> list[str]:
-    """A short "why here" per query: how unsure the map is, and the nearest deposit or label."""
+def query_reasons(inputs: CycleInputs, probability: np.ndarray, chance: np.ndarray, queries: np.ndarray) -> list[str]:
+    """A short "why here" per query: the chance of a find, the map and evidence there, the nearest known point."""
     stack = inputs.stack
     known = np.concatenate([inputs.deposit_cells, inputs.pool.cells]).astype(np.int64)
     kinds = ["deposit"] * len(inputs.deposit_cells) + [f"label {v}" for v in inputs.pool.labels]
     cell = float(np.mean(stack.cell_size))
     reasons = []
     for q in np.asarray(queries, dtype=np.int64):
-        text = f"map undecided here (p = {probability[q]:.2f}); evidence at {inputs.teacher[q]:.2f} of its range"
+        text = (f"chance of a find {chance[q]:.0%} (the least certain unvisited ground); map p = "
+                f"{probability[q]:.2f}, evidence at {inputs.teacher[q]:.2f} of its range")
         if len(known):
             d = np.hypot(stack.cell_rows[known] - stack.cell_rows[q], stack.cell_cols[known] - stack.cell_cols[q])
             i = int(np.argmin(d))
