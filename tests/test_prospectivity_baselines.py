@@ -18,7 +18,6 @@ from core.prospectivity.kdal import (
     LabelledCells,
     chance_of_yes,
     fit_kdal_map,
-    hide_deposits,
     least_confident_cells,
 )
 from core.prospectivity.stack import near_cells
