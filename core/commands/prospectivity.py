@@ -96,13 +96,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--query-spacing",
         type=int,
         default=5,
-        help="no two queries (or a query and a label) closer than this many cells (default 5)",
+        help="no two queries closer than this many cells (default 5); a query is never on ground a label "
+             "already covers (--oracle-radius)",
     )
     cycle.add_argument(
         "--oracle-radius",
         type=int,
         default=1,
-        help="unattended cycles: a query within this many cells of a deposit is labelled 1 (default 1)",
+        help="the ground one check covers: unattended cycles label a query 1 when a deposit lies within this "
+             "many cells; a 0 label crosses off this many cells around it (default 1)",
     )
     cycle.add_argument(
         "--hide-deposits",

@@ -48,7 +48,9 @@ class ProspectivityActiveLearning(EngineAlgorithm):
     HELP = (
         "Turns anomaly rasters into a prospectivity map (0-1) step by step with you: "
         "the first evidence raster's anomaly scores teach a small classifier, the known deposits and your "
-        "labels correct it, and it proposes the <b>K places it is least sure about</b> for you to check.<br><br>"
+        "labels correct it, and it proposes the <b>K places whose chance of a find it is least sure about</b> "
+        "for you to check (deposits are rare, so these are mostly the likeliest ground nobody has checked; "
+        "a 0 crosses off the ground it covers).<br><br>"
         "<b>Evidence rasters</b>: on one grid (same CRS, cell size and extent); the first is the anomaly map. "
         "A commodity anomaly map from <i>Samples → anomalies</i> is offered first; a run's map is gridded again "
         "from its samples, so that the ground between sample clusters stays on the map.<br>"
