@@ -103,6 +103,12 @@ def test_a_cycle_recovers_the_planted_zone_and_writes_every_output(survey):
     assert set(record["metrics"]["baselines"]) == {"weights of evidence", "logistic regression", "random forest"}
     assert "independent" in record["metrics"]["weights_of_evidence"]["conditional_independence"]
     assert record["metrics"]["never_worse_than_evidence"]["holds"]
+    # What the answers added: held-out capture after each unattended cycle; the last is the final map's.
+    per_cycle = record["metrics"]["capture_per_cycle"]
+    assert [entry["cycle"] for entry in per_cycle] == [0, 1, 2]
+    assert per_cycle[-1]["deposits_in_top_area"] == pytest.approx(
+        record["metrics"]["prospectivity"]["deposits_in_top_area"], abs=1e-4)
+    assert [entry["yes_so_far"] + entry["no_so_far"] for entry in per_cycle] == [0, 8, 16]  # 2 folds x K = 4
     assert queries["why_here"].str.contains("nearest known point").all()
     assert (out / "success_rate.png").stat().st_size > 10_000
     per_class = pd.read_csv(out / "deposits_per_class.csv")

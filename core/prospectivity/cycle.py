@@ -62,6 +62,7 @@ from core.prospectivity.validation import (
     blocked_folds,
     capture_area_shares,
     cross_validate,
+    pooled_success_curve,
 )
 
 EVIDENCE_ALONE = "evidence alone (teacher)"
@@ -271,14 +272,23 @@ def fit_map(inputs: CycleInputs, settings: CycleSettings, deposit_cells: np.ndar
 
 
 def cross_validate_maps(inputs: CycleInputs, settings: CycleSettings, progress: Progress | None = None
-                        ) -> tuple[BlockedFolds, dict[str, CrossValidation]]:
-    """KDAL and (optionally) the baselines, each deposit scored on a map fitted without its fold."""
+                        ) -> tuple[BlockedFolds, dict[str, CrossValidation], list[dict]]:
+    """KDAL and (optionally) the baselines, each deposit scored on a map fitted without its fold.
+
+    Also returns KDAL's capture after each unattended cycle (:func:`capture_per_cycle`; empty without cycles).
+    """
     progress = progress or SilentProgress()
     stack, cells = inputs.stack, inputs.deposit_cells
     rows, cols = stack.cell_rows, stack.cell_cols
     folds = blocked_folds(rows, cols, cells, settings.folds, settings.cv_block, settings.kdal.seed,
                           buffer_cells=max(settings.oracle_radius, 1))
-    makers = {"prospectivity (KDAL)": lambda train, closed: fit_map(inputs, settings, train, closed).probability}
+    fold_results: list[CycleResult] = []
+
+    def kdal_map(train: np.ndarray, closed: np.ndarray) -> np.ndarray:
+        fold_results.append(fit_map(inputs, settings, train, closed))
+        return fold_results[-1].probability
+
+    makers = {"prospectivity (KDAL)": kdal_map}
     if settings.baselines:
         features = stack.features()
         for name, fit in BASELINES.items():
@@ -287,7 +297,37 @@ def cross_validate_maps(inputs: CycleInputs, settings: CycleSettings, progress: 
     for i, (name, fit_predict) in enumerate(makers.items()):
         results[name] = cross_validate(fit_predict, cells, folds)
         progress.update((i + 1) / len(makers), f"{name}: done")
-    return folds, results
+    per_cycle = capture_per_cycle(fold_results, cells, folds) if settings.cycles else []
+    return folds, results, per_cycle
+
+
+def capture_per_cycle(fold_results: Sequence[CycleResult], deposit_cells: np.ndarray, folds: BlockedFolds
+                      ) -> list[dict]:
+    """Held-out capture of the map after each cycle, pooled over the folds: what the answers added.
+
+    ``fold_results[f]`` is fold ``f``'s KDAL run; per cycle: the labels each
+    fold had (mean), the yes / no answers given before that cycle's map (summed
+    over folds), and the success-rate figures of its held-out deposits.
+    """
+    n_cells = len(folds.fold_of_cell)
+    n_cycles = len(fold_results[0].cycle_probabilities)
+    out = []
+    for cycle in range(n_cycles):
+        shares = np.full(len(deposit_cells), np.nan)
+        for fold, result in enumerate(fold_results):
+            held_out = folds.fold_of_deposit == fold
+            shares[held_out] = capture_area_shares(result.cycle_probabilities[cycle], deposit_cells[held_out])
+        curve = pooled_success_curve(shares, n_cells)
+        histories = [r.history for r in fold_results]
+        out.append({
+            "cycle": cycle,
+            "labels_per_fold": round(float(np.mean([h[cycle]["labelled"] for h in histories])), 1),
+            "yes_so_far": int(sum(e.get("answers_yes", 0) for h in histories for e in h[:cycle])),
+            "no_so_far": int(sum(e.get("answers_no", 0) for h in histories for e in h[:cycle])),
+            "deposits_in_top_area": {k: round(float(v), 4) for k, v in curve.top_area.items()},
+            "auc": round(float(curve.auc), 4),
+        })
+    return out
 
 
 @dataclass
@@ -301,6 +341,7 @@ class CycleRun:
     thresholds: dict
     validation: dict[str, CrossValidation] = field(default_factory=dict)  # name -> CV, KDAL first
     wofe: dict | None = None  # weights of evidence on all deposits (patterns, independence check)
+    per_cycle: list[dict] = field(default_factory=list)  # held-out capture after each unattended cycle
 
     @property
     def probability(self) -> np.ndarray:
@@ -353,6 +394,8 @@ class CycleRun:
             metrics["never_worse_than_evidence"] = self.never_worse_than_evidence()
         if self.wofe is not None:
             metrics["weights_of_evidence"] = self.wofe
+        if self.per_cycle:
+            metrics["capture_per_cycle"] = self.per_cycle
         return metrics
 
     def deposits_per_class(self) -> list[dict]:
@@ -397,7 +440,7 @@ class CycleRun:
             frames.append(frame)
         pd.concat(frames, ignore_index=True).to_csv(folder / "success_rate.csv", index=False)
         plot_prospectivity_figures(curves, probability, probability[self.inputs.deposit_cells],
-                                   folder / "success_rate.png")
+                                   folder / "success_rate.png", self.per_cycle)
         pd.DataFrame(self.deposits_per_class()).to_csv(folder / "deposits_per_class.csv", index=False)
         state = {
             "cycle": self.inputs.cycle_number,
@@ -485,12 +528,19 @@ def run_cycle(
     progress.update(1.0, "trained")
     codes, thresholds = classify(result.probability, inputs.deposit_cells, settings)
     validation: dict[str, CrossValidation] = {}
+    per_cycle: list[dict] = []
     if validate:
         progress.stage("validate", f"Checking the map and its alternatives on held-out deposits "
                                    f"({settings.folds} spatial folds)", weight=0.6)
-        _, validation = cross_validate_maps(inputs, settings, progress)
+        _, validation, per_cycle = cross_validate_maps(inputs, settings, progress)
+        for entry in per_cycle:
+            top = entry["deposits_in_top_area"]
+            progress.log(f"Held-out deposits after cycle {entry['cycle']} ({entry['labels_per_fold']:.0f} labels per "
+                         f"fold, {entry['yes_so_far']} yes / {entry['no_so_far']} no so far): "
+                         f"{top['10'] * 100:.0f} % / {top['20'] * 100:.0f} % in the top 10 / 20 % of the area")
     wofe = None
     if settings.baselines:
         model = WeightsOfEvidence().fit(inputs.stack.features(), inputs.deposit_cells)
         wofe = model.to_dict(inputs.stack.band_names)
-    return CycleRun(inputs, settings, result, codes, thresholds, validation, wofe)
+    return CycleRun(inputs, settings, result, codes, thresholds, validation, wofe,
+                    per_cycle if validate else [])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +17,19 @@ def plot_prospectivity_figures(
     probability: np.ndarray,
     deposit_probability: np.ndarray,
     path: str | os.PathLike,
+    per_cycle: Sequence[Mapping] = (),
 ) -> Path:
-    """One PNG: left, success-rate curves (held-out deposits when cross-validated); right, the map's
-    prediction-area plot (prediction rate and area left out against the probability threshold)."""
+    """One PNG: left, success-rate curves (held-out deposits when cross-validated); middle, the map's
+    prediction-area plot (prediction rate and area left out against the probability threshold); right, when
+    there were unattended cycles, the held-out capture after each cycle (``per_cycle``, from
+    :func:`core.prospectivity.cycle.capture_per_cycle`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(13.0, 6.0), dpi=130)
+    panels = 3 if per_cycle else 2
+    figure = Figure(figsize=(6.5 * panels, 6.0), dpi=130)
     FigureCanvasAgg(figure)
-    left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    left, right = figure.add_subplot(1, panels, 1), figure.add_subplot(1, panels, 2)
     left.plot([0, 100], [0, 100], linestyle="--", color="0.5", linewidth=1, label="random (AUC 0.5)")
     for name, curve in curves.items():
         left.plot(curve.area_share * 100, curve.deposit_share * 100, linewidth=1.8, label=f"{name}: {curve.legend()}")
@@ -49,8 +53,26 @@ def plot_prospectivity_figures(
               ylabel="%", title="Prediction-area plot (final map, all deposits: optimistic)")
     right.grid(True, color="0.92")
     right.legend(loc="center left", fontsize=8)
+    if per_cycle:
+        _plot_capture_per_cycle(figure.add_subplot(1, panels, 3), per_cycle)
     figure.tight_layout()
     path = Path(path)
     with atomic_write_path(path) as tmp:
         figure.savefig(tmp, format="png")
     return path
+
+
+def _plot_capture_per_cycle(axes, per_cycle: Sequence[Mapping]) -> None:
+    """Held-out deposits in the top 5/10/20 % of the area after each cycle, with the answers so far."""
+    cycles = [entry["cycle"] for entry in per_cycle]
+    for share, colour in zip(("5", "10", "20"), ("tab:red", "tab:orange", "tab:olive")):
+        axes.plot(cycles, [entry["deposits_in_top_area"][share] * 100 for entry in per_cycle], marker="o",
+                  color=colour, label=f"top {share} % of the area")
+    for entry in per_cycle:
+        axes.annotate(f"{entry['yes_so_far']} yes\n{entry['no_so_far']} no", (entry["cycle"], 2), ha="center",
+                      fontsize=7, color="0.35")
+    axes.set(xlim=(min(cycles) - 0.5, max(cycles) + 0.5), ylim=(0, 100), xticks=cycles,
+             xlabel="Cycle (answers given before it, summed over folds)", ylabel="Held-out deposits captured (%)",
+             title="What the answers added, cycle by cycle")
+    axes.grid(True, color="0.92")
+    axes.legend(loc="upper left", fontsize=8)
