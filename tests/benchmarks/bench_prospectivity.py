@@ -49,7 +49,13 @@ from core.cli import main as geoanomaly  # noqa: E402
 from core.io.rasters import read_raster_stack, write_raster  # noqa: E402
 from core.preprocess.elements import commodity_suite  # noqa: E402
 from core.prospectivity.baselines import BASELINES  # noqa: E402
-from core.prospectivity.cycle import CycleSettings, best_band, fit_map, read_inputs  # noqa: E402
+from core.prospectivity.cycle import (  # noqa: E402
+    CycleSettings,
+    best_band,
+    capture_per_cycle,
+    fit_map,
+    read_inputs,
+)
 from core.prospectivity.kdal import KDALConfig  # noqa: E402
 from core.prospectivity.validation import (  # noqa: E402
     blocked_folds,
@@ -125,23 +131,14 @@ def evaluate(paths: list[Path], deposits: Path, seed: int, args) -> dict:
         cv = cross_validate(lambda train, closed, fit=fit: fit(features, rows, cols, train, closed, seed=seed),
                             cells, folds)
         out[name] = figures(cv.curve)
-    shares = np.full((args.cycles + 1, len(cells)), np.nan)
-    labelled = np.zeros((folds.n_folds, args.cycles + 1))
-    yes = np.zeros((folds.n_folds, args.cycles + 1))
-    no = np.zeros((folds.n_folds, args.cycles + 1))
-    for fold in range(folds.n_folds):
-        held_out = folds.fold_of_deposit == fold
-        result = fit_map(inputs, settings, cells[~held_out], folds.closed_cells(fold))
-        for cycle, probability in enumerate(result.cycle_probabilities):
-            shares[cycle, held_out] = capture_area_shares(probability, cells[held_out])
-        labelled[fold] = [h["labelled"] for h in result.history]
-        yes[fold] = [h.get("answers_yes", 0) for h in result.history]
-        no[fold] = [h.get("answers_no", 0) for h in result.history]
-    for cycle in range(args.cycles + 1):
+    fold_results = [fit_map(inputs, settings, cells[folds.fold_of_deposit != fold], folds.closed_cells(fold))
+                    for fold in range(folds.n_folds)]
+    for entry in capture_per_cycle(fold_results, cells, folds):
+        top = entry["deposits_in_top_area"]
         # Answers given before this cycle's map, summed over the folds.
-        out[f"KDAL cycle {cycle}"] = {**figures(pooled_success_curve(shares[cycle], stack.n_cells)),
-                                      "labels_per_fold": round(float(labelled[:, cycle].mean()), 1),
-                                      "yes_so_far": int(yes[:, :cycle].sum()), "no_so_far": int(no[:, :cycle].sum())}
+        out[f"KDAL cycle {entry['cycle']}"] = {"top5": top["5"], "top10": top["10"], "top20": top["20"],
+                                               "auc": entry["auc"], "labels_per_fold": entry["labels_per_fold"],
+                                               "yes_so_far": entry["yes_so_far"], "no_so_far": entry["no_so_far"]}
     print(f"  seed {seed} {'+'.join(stack.band_names[:2])}{'...' if len(paths) > 1 else ''}: "
           + "; ".join(f"{k} {v['top10']:.2f}/{v['top20']:.2f}" for k, v in out.items() if isinstance(v, dict) and "top10" in v),
           flush=True)
