@@ -6,9 +6,10 @@ evidence values of a cell. Each cycle trains the student on
 
     loss = soft_loss(all valid cells) + hard_weight * cross_entropy(labelled cells)
 
-(``hard_weight`` 1: the seed's "sum", 1 : 1), then proposes the K cells it is
-least sure about (lowest max-class probability) for labelling, spread out so
-that no two queries share a neighbourhood.
+(``hard_weight`` 1: the seed's "sum", 1 : 1), then proposes the K cells whose
+chance of a yes it is least sure about (lowest max-class probability of
+:func:`chance_of_yes`) for labelling, spread out so that no two queries share
+a neighbourhood.
 
 Choices (defaults; all configurable in :class:`KDALConfig`):
 
