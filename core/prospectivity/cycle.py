@@ -542,5 +542,4 @@ def run_cycle(
     if settings.baselines:
         model = WeightsOfEvidence().fit(inputs.stack.features(), inputs.deposit_cells)
         wofe = model.to_dict(inputs.stack.band_names)
-    return CycleRun(inputs, settings, result, codes, thresholds, validation, wofe,
-                    per_cycle if validate else [])
+    return CycleRun(inputs, settings, result, codes, thresholds, validation, wofe, per_cycle)

@@ -42,7 +42,7 @@ Choices (defaults; all configurable in :class:`KDALConfig`):
   and met no hidden deposit in 125 queries on GSWA sed1.
 - **Query spacing**: least-confidence cells are taken in order of confidence,
   skipping any cell within ``spacing - 1`` cells (Chebyshev) of a query
-  already taken or of a labelled cell: otherwise the K queries would be K
+  already taken, or within the answer radius of a labelled cell: otherwise the K queries would be K
   neighbouring cells on one contour of p = 0.5, i.e. one field visit.
 """
 
@@ -58,6 +58,7 @@ import numpy as np
 from core.device import cpu_threads
 from core.errors import InvalidInputError
 from core.prospectivity.stack import near_cells
+from core.prospectivity.validation import capture_area_shares
 
 SOFT_LOSSES = ("kl", "ce")
 STUDENTS = ("residual", "free")
@@ -432,7 +433,8 @@ def chance_of_yes(logit: np.ndarray, pool: LabelledCells, rows: np.ndarray, cols
     anything: least confidence on it asks about middling ground, where on the
     shared surveys not one query of 125 met a hidden deposit. Deposits are
     rare, so here a one-feature logistic regression (Platt scaling) of the
-    logit maps it to the chance that the cell lies within ``radius`` cells of
+    map's rank (-log of the share of the area scoring at least as high, from
+    the logit) maps it to the chance that the cell lies within ``radius`` cells of
     a positive label, fitted on the cells that may be queried (footprints of
     the 1 labels = yes, all else = no, unweighted so the base rate stays).
     Least confidence on that chance is the seed's rule on a calibrated
@@ -453,18 +455,12 @@ def chance_of_yes(logit: np.ndarray, pool: LabelledCells, rows: np.ndarray, cols
     # The feature is the map's rank, as -log(share of the area scoring at least as high): free of the
     # teacher's scale, whose clipped tails (logit +-9.2 for the top and bottom 2 % of a robust min-max)
     # would make a fitted line promise certainty at the very top.
-    ordered = np.sort(np.asarray(logit, dtype=np.float64))
-    share = 1.0 - np.searchsorted(ordered, logit, side="left") / ordered.size
-    x = -np.log(share)[:, None]
+    x = -np.log(capture_area_shares(logit, np.arange(len(logit))))[:, None]
     model = LogisticRegression(C=1e4).fit(x[fit_on], yes[fit_on])
     if model.coef_[0, 0] <= 0:  # the labels contradict the map's order: no calibration can rank by it
         return None
-    chance = model.predict_proba(x)[:, 1]
-    negatives = pool.cells[pool.labels == 0]
-    if len(negatives):  # checked, barren ground: no chance left there
-        barren = near_cells(rows, cols, negatives, radius) & ~yes
-        chance = np.where(barren, 0.0, chance)
-    return chance
+    # Checked, barren ground: no chance left there (the same ground the map crosses off).
+    return lower_near_no_answers(model.predict_proba(x)[:, 1], pool, rows, cols, radius)
 
 
 def run_kdal(
@@ -486,8 +482,9 @@ def run_kdal(
 
     Each cycle: train the student (soft loss on all cells if ``teacher`` is
     given, hard loss on the labelled cells), then pick the ``k`` cells whose
-    chance of a yes (:func:`chance_of_yes`) is least certain. ``teacher``: P(prospective) per cell from the anomaly scores, or
-    None for a plain supervised classifier.
+    chance of a yes (:func:`chance_of_yes`) is least certain. ``teacher``:
+    P(prospective) per cell from the anomaly scores, or None for a plain
+    supervised classifier.
 
     With a teacher, the hard loss sees the positives only; each 0 answer
     instead sets the ground within ``answer_radius`` cells of it to 0
